@@ -1,0 +1,3 @@
+from socred.cli import main
+
+main()
