@@ -189,7 +189,7 @@ def _attributes(raw: Mapping[str, Any]) -> dict[str, Any] | None:
     if isinstance(v, str):
         try:
             v = json.loads(v)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             raise _Reject(
                 "attributes", f"attributes is not valid JSON: {exc.msg} at character {exc.pos}"
             ) from None

@@ -64,7 +64,7 @@ def write_records_parquet(platform: Platform, path: Path, chunk: int = 100_000) 
     with platform.engine.connect() as conn, pq.ParquetWriter(path, RECORD_SCHEMA) as writer:
         result = conn.execution_options(yield_per=chunk).execute(select(*cols))
         for part in result.partitions(chunk):
-            columns = list(zip(*part, strict=True)) if part else [[] for _ in cols]
+            columns: list[Any] = list(zip(*part, strict=True)) if part else [() for _ in cols]
             arrays = [
                 pa.array(columns[0], pa.string()),
                 pa.array(columns[1], pa.string()),

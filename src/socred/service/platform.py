@@ -279,10 +279,10 @@ class Platform:
         summary.accepted += len(accepted)
         summary.duplicates += dups
         summary.rejected += len(errors)
-        for line, op, fld, msg in errors:
+        for line, row, fld, msg in errors:
             summary.errors.append({"line": line, "field": fld, "message": msg})
             if on_reject:
-                on_reject(line, op, fld, msg)
+                on_reject(line, row, fld, msg)
 
     # ------------------------------------------------------------- scoring
 

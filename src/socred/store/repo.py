@@ -174,59 +174,36 @@ def _state_row(s: RecordState, seq: int) -> dict[str, Any]:
     }
 
 
+def _upsert(
+    conn: Connection, table: Any, rows: list[dict[str, Any]], keys: list[str], keep: tuple[str, ...]
+) -> None:
+    """INSERT ... ON CONFLICT DO UPDATE, in one executemany, on SQLite and PostgreSQL alike."""
+    if not rows:
+        return
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    stmt: Any = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+    updates = {c: stmt.excluded[c] for c in rows[0] if c not in keys and c not in keep}
+    conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=updates), rows)
+
+
 def save_states(
     conn: Connection, new: Sequence[tuple[RecordState, int]], changed: Sequence[tuple[RecordState, int]]
 ) -> None:
-    """Insert newly submitted records and update changed ones; keep the subjects table current."""
-    if new:
-        conn.execute(insert(t.records), [{**_state_row(s, seq), "first_seq": seq} for s, seq in new])
-    if changed:
-        # one statement per row keeps this dialect-neutral; changes are rare next to submissions
-        for s, seq in changed:
-            row = _state_row(s, seq)
-            conn.execute(
-                update(t.records)
-                .where(and_(t.records.c.source == s.source, t.records.c.record_id == s.record_id))
-                .values(**{k: v for k, v in row.items() if k not in ("source", "record_id")})
-            )
-    touched: dict[str, tuple[RecordState, int]] = {}
+    """Write new and changed records (one upsert) and keep the subjects table current."""
+    all_rows = [{**_state_row(s, seq), "first_seq": seq} for s, seq in list(new) + list(changed)]
+    _upsert(conn, t.records, all_rows, ["source", "record_id"], keep=("first_seq",))
+    touched: dict[str, dict[str, Any]] = {}
     for s, seq in list(new) + list(changed):
-        touched[s.subject_id] = (s, seq)
-    if touched:
-        _upsert_subjects(conn, touched)
-
-
-def _upsert_subjects(conn: Connection, touched: dict[str, tuple[RecordState, int]]) -> None:
-    ids = list(touched)
-    existing: set[str] = set()
-    for i in range(0, len(ids), 500):
-        existing.update(
-            r[0]
-            for r in conn.execute(
-                select(t.subjects.c.subject_id).where(t.subjects.c.subject_id.in_(ids[i : i + 500]))
-            )
-        )
-    fresh = [
-        {
-            "subject_id": sid,
+        touched[s.subject_id] = {
+            "subject_id": s.subject_id,
             "kind": s.kind,
             "region": s.subject_region,
             "name": s.subject_name,
             "first_seq": seq,
             "last_seq": seq,
         }
-        for sid, (s, seq) in touched.items()
-        if sid not in existing
-    ]
-    if fresh:
-        conn.execute(insert(t.subjects), fresh)
-    for sid, (s, seq) in touched.items():
-        if sid in existing:
-            conn.execute(
-                update(t.subjects)
-                .where(t.subjects.c.subject_id == sid)
-                .values(name=s.subject_name, last_seq=seq)
-            )
+    _upsert(conn, t.subjects, list(touched.values()), ["subject_id"], keep=("first_seq", "kind", "region"))
 
 
 def subject_records(conn: Connection, subject_id: str) -> list[RecordState]:

@@ -44,7 +44,9 @@ def upgrade() -> None:
     op.create_index("ix_receipts_batch", "receipts", ["batch_id"])
     op.create_table(
         "access_log",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True
+        ),
         sa.Column("subject_id", sa.String(18), nullable=False),
         sa.Column("at", sa.String(32), nullable=False),
         sa.Column("actor_kind", sa.String(16), nullable=False),
