@@ -18,7 +18,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from socred.cli_api import add_provider_key_commands, checkpoint_command, parties_app, receipts_app, tokens_app
+from socred.cli_api import (
+    add_provider_key_commands,
+    checkpoint_command,
+    parties_app,
+    receipts_app,
+    tokens_app,
+)
 from socred.domain.catalog import CatalogError
 from socred.domain.ids import IdentifierError, check_identifier
 from socred.domain.scoring import ScoringError
@@ -486,8 +492,60 @@ def demo(
     subjects: Annotated[int, typer.Option("--subjects", help="How many subjects to generate.")] = 2000,
     records: Annotated[int, typer.Option("--records", help="How many records to generate.")] = 8000,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same population).")] = 7,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Write Parquet files of operations (one directory per provider, and manifest.json) "
+            "to this directory instead of filling the database; streams, for national scale.",
+        ),
+    ] = None,
+    changes: Annotated[
+        float,
+        typer.Option(
+            "--changes", help="With --out: corrections, retractions and repairs, as a fraction of records."
+        ),
+    ] = 0.0,
+    projection: Annotated[
+        bool,
+        typer.Option("--projection", help="With --out: also write the records projection (export schema)."),
+    ] = False,
+    rows_per_file: Annotated[
+        int,
+        typer.Option("--rows-per-file", help="With --out: at most this many rows per Parquet file.", min=1),
+    ] = 2_000_000,
 ) -> None:
-    """Fill the database with a generated demo population: catalogs, providers and records."""
+    """Fill the database with a generated demo population: catalogs, providers and records.
+
+    With --out, write a synthetic national population as Parquet operations instead (socred ingest each
+    file with --source set to its directory name; manifest.json lists the providers and their categories).
+    """
+    if out_dir is not None:
+        from socred.demo_scale import ScaleSpec, write_dataset
+
+        show = err.is_terminal and records > 1_000_000
+        with Progress(
+            TextColumn("[bold]demo[/bold] {task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            disable=not show,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("records", total=records)
+
+            def advance(stage: str, done: int, total: int) -> None:
+                progress.update(task, description=stage, completed=done, total=total)
+
+            try:
+                spec = ScaleSpec(
+                    subjects, records, seed, changes=changes, projection=projection, rows_per_file=rows_per_file
+                )
+                emit(write_dataset(out_dir, spec, progress=advance))
+            except ValueError as e:
+                fail(2, str(e))
+        return
     from socred.demo import populate
 
     emit(populate(platform(), subjects=subjects, records=records, seed=seed))

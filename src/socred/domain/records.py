@@ -137,7 +137,18 @@ def _text(raw: Mapping[str, Any], key: str, limit: int, *, required: bool) -> st
     s = str(v).strip()
     if len(s) > limit:
         raise _Reject(key, f"{key} is {len(s)} characters long; at most {limit} are allowed")
+    _check_chars(s, key)
     return s
+
+
+def _check_chars(s: str, key: str) -> None:
+    """Text must be storable everywhere: no NUL characters, no lone surrogates."""
+    if "\x00" in s:
+        raise _Reject(key, f"{key} contains a NUL character")
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _Reject(key, f"{key} is not valid Unicode text (it contains a lone surrogate)") from None
 
 
 def parse_date(v: Any, key: str) -> date:
@@ -195,7 +206,9 @@ def _attributes(raw: Mapping[str, Any]) -> dict[str, Any] | None:
             ) from None
     if not isinstance(v, dict):
         raise _Reject("attributes", f"attributes must be a JSON object, got {type(v).__name__}")
-    if len(canonical(v).encode()) > MAX_ATTRIBUTES:
+    text = canonical(v)
+    _check_chars(text, "attributes")  # NULs are escaped in JSON text; lone surrogates are not
+    if len(text.encode()) > MAX_ATTRIBUTES:
         raise _Reject("attributes", f"attributes is larger than {MAX_ATTRIBUTES} bytes")
     return v
 

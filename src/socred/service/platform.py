@@ -23,18 +23,13 @@ from socred.domain import clock, scoring
 from socred.domain.catalog import Catalog, CatalogError, parse_catalog
 from socred.domain.ids import IdentifierError, SubjectId, parse_subject_id
 from socred.domain.records import (
-    Accepted,
     Context,
-    Duplicate,
     RecordState,
-    Rejection,
     apply_body,
     canonical,
-    record_key,
-    validate,
 )
 from socred.domain.scoring import CheckResult, ScoreResult, ScoringError, ScoringRecord, select_catalog
-from socred.ingest.readers import BadRow, Row
+from socred.ingest.readers import Row
 from socred.ledger.chain import VerifyResult, utc_timestamp
 from socred.store import repo
 from socred.store import schema as t
@@ -218,7 +213,14 @@ class Platform:
         on_reject: Callable[[int, Mapping[str, Any] | None, str, str], None] | None = None,
         today: date | None = None,
     ) -> IngestSummary:
-        """Validate and apply operations batch by batch; each batch commits as a whole."""
+        """Validate and apply operations batch by batch; each batch commits as a whole.
+
+        ``rows`` read from Arrow (:class:`socred.ingest.bulk.ArrowOperations`, e.g. a Parquet file)
+        take the vectorised path; any other iterable of rows is validated row by row. Both give
+        the same outcome (records.md); ``tests/ingest`` proves it.
+        """
+        from socred.ingest import bulk
+
         self.ensure_schema()
         provider = self.provider(source)
         ctx = Context(
@@ -228,6 +230,10 @@ class Platform:
             today=today or clock.today(),
         )
         summary = IngestSummary()
+        if isinstance(rows, bulk.ArrowOperations):
+            for outcome in bulk.ingest_arrow(self.engine, ctx, rows, batch_size, on_batch):
+                _tally(summary, outcome, on_reject)
+            return summary
         batch: list[Row] = []
         for row in rows:
             batch.append(row)
@@ -249,40 +255,10 @@ class Platform:
         summary: IngestSummary,
         on_reject: Callable[[int, Mapping[str, Any] | None, str, str], None] | None,
     ) -> None:
-        keys = [k for _, op in batch if not isinstance(op, BadRow) and (k := record_key(op))]
-        with self.engine.begin() as conn:
-            states: dict[str, RecordState] = repo.load_states(conn, ctx.source, keys)
-            stored = set(states)
-            accepted: list[tuple[Accepted, int]] = []
-            errors: list[tuple[int, Mapping[str, Any] | None, str, str]] = []
-            dups = 0
-            for line, op in batch:
-                if isinstance(op, BadRow):
-                    errors.append((line, None, op.field, op.message))
-                    continue
-                key = record_key(op)
-                outcome = validate(op, states.get(key) if key else None, ctx)
-                if isinstance(outcome, Rejection):
-                    errors.append((line, op, outcome.field, outcome.message))
-                elif isinstance(outcome, Duplicate):
-                    dups += 1
-                else:
-                    states[outcome.state.record_id] = outcome.state
-                    accepted.append((outcome, line))
-            entries = repo.append(conn, [(ctx.source, a.op, canonical(a.body)) for a, _ in accepted])
-            final: dict[str, tuple[RecordState, int]] = {}
-            for (a, _), e in zip(accepted, entries, strict=True):
-                final[a.state.record_id] = (a.state, e.seq)
-            new = [v for k, v in final.items() if k not in stored]
-            changed = [v for k, v in final.items() if k in stored]
-            repo.save_states(conn, new, changed)
-        summary.accepted += len(accepted)
-        summary.duplicates += dups
-        summary.rejected += len(errors)
-        for line, row, fld, msg in errors:
-            summary.errors.append({"line": line, "field": fld, "message": msg})
-            if on_reject:
-                on_reject(line, row, fld, msg)
+        """One transaction: every row validated by validate(), the accepted ones sealed and written."""
+        from socred.ingest import bulk
+
+        _tally(summary, bulk.apply_batch(self.engine, ctx, bulk.prepare_rows(batch)), on_reject)
 
     # ------------------------------------------------------------- scoring
 
@@ -352,6 +328,21 @@ class Platform:
     def head(self) -> tuple[int, str]:
         with self.engine.connect() as conn:
             return repo.head(conn)
+
+
+def _tally(
+    summary: IngestSummary,
+    outcome: Any,
+    on_reject: Callable[[int, Mapping[str, Any] | None, str, str], None] | None,
+) -> None:
+    """Add a committed batch's outcome (:class:`socred.ingest.bulk.BatchOutcome`) to the summary."""
+    summary.accepted += outcome.accepted
+    summary.duplicates += outcome.duplicates
+    summary.rejected += len(outcome.errors)
+    for line, row, fld, msg in outcome.errors:
+        summary.errors.append({"line": line, "field": fld, "message": msg})
+        if on_reject:
+            on_reject(line, row, fld, msg)
 
 
 def _jsonable(v: Any) -> Any:

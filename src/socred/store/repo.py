@@ -44,24 +44,158 @@ def append(
     seq, head = lock_head(conn)
     ts = recorded_at or utc_timestamp()
     entries = list(chain(seq + 1, head, ((ts, a, k, b) for a, k, b in items)))
-    conn.execute(
-        insert(t.ledger),
-        [
-            {
-                "seq": e.seq,
-                "recorded_at": e.recorded_at,
-                "actor": e.actor,
-                "kind": e.kind,
-                "body": e.body,
-                "prev_hash": e.prev_hash,
-                "hash": e.hash,
-            }
-            for e in entries
-        ],
+    insert_rows(
+        conn,
+        "ledger",
+        LEDGER_COLUMNS,
+        [(e.seq, e.recorded_at, e.actor, e.kind, e.body, e.prev_hash, e.hash) for e in entries],
     )
     last = entries[-1]
-    conn.execute(update(t.ledger_head).where(t.ledger_head.c.id == 1).values(seq=last.seq, hash=last.hash))
+    set_head(conn, last.seq, last.hash)
     return entries
+
+
+def set_head(conn: Connection, seq: int, hash_hex: str) -> None:
+    """Move the recorded head of the ledger (inside the transaction that holds the append lock)."""
+    conn.execute(update(t.ledger_head).where(t.ledger_head.c.id == 1).values(seq=seq, hash=hash_hex))
+
+
+# ------------------------------------------------------------------ raw bulk writes
+#
+# The hot path of ingestion writes through the DBAPI driver of the caller's connection (so inside its
+# transaction): ``executemany`` on SQLite, ``COPY ... FROM STDIN`` on PostgreSQL. Values are stored
+# exactly as the SQLAlchemy types would store them (SQLite: dates as ISO text, booleans as 0/1).
+
+LEDGER_COLUMNS = ("seq", "recorded_at", "actor", "kind", "body", "prev_hash", "hash")
+RECORD_COLUMNS = (
+    "source",
+    "record_id",
+    "subject_id",
+    "kind",
+    "subject_region",
+    "subject_name",
+    "category",
+    "occurred_on",
+    "case_number",
+    "summary",
+    "region",
+    "attributes",
+    "retracted",
+    "retract_reason",
+    "repaired_on",
+    "repair_reason",
+    "submit_body",
+    "first_seq",
+    "last_seq",
+)
+SUBJECT_COLUMNS = ("subject_id", "kind", "region", "name", "first_seq", "last_seq")
+_COPY_MIN_ROWS = 64  # below this, a plain executemany is cheaper than a COPY on PostgreSQL
+
+
+def driver(conn: Connection) -> Any:
+    """The DBAPI connection under ``conn`` (sqlite3 or psycopg), in ``conn``'s transaction."""
+    return conn.connection.driver_connection
+
+
+def _copy_csv(table: Any) -> bytes:
+    import io
+
+    import pyarrow.csv as pcsv
+
+    buf = io.BytesIO()
+    # every non-null value quoted, NULL as an unquoted empty field: PostgreSQL's CSV convention
+    pcsv.write_csv(table, buf, pcsv.WriteOptions(include_header=False, quoting_style="all_valid"))
+    return buf.getvalue()
+
+
+def _pylist(col: Any) -> list[Any]:
+    import pyarrow as pa
+
+    typ = col.type
+    if pa.types.is_string(typ) or (
+        col.null_count == 0 and (pa.types.is_integer(typ) or pa.types.is_boolean(typ))
+    ):
+        return col.to_numpy(zero_copy_only=False).tolist()  # several times faster than to_pylist()
+    return col.to_pylist()
+
+
+def _tuples(table: Any) -> list[tuple[Any, ...]]:
+    return list(zip(*(_pylist(col) for col in table.columns), strict=True))
+
+
+def insert_rows(conn: Connection, table: str, columns: Sequence[str], rows: Any) -> None:
+    """INSERT ``rows`` (a sequence of tuples, or an Arrow table with ``columns`` in order) into ``table``.
+
+    Rows must be new (a duplicate key raises and so rolls the caller's transaction back).
+    """
+    import pyarrow as pa
+
+    n = rows.num_rows if isinstance(rows, pa.Table) else len(rows)
+    if n == 0:
+        return
+    raw = driver(conn)
+    cols = ", ".join(columns)
+    if conn.dialect.name == "postgresql":
+        with raw.cursor() as cur:
+            if isinstance(rows, pa.Table):
+                with cur.copy(f"COPY {table} ({cols}) FROM STDIN (FORMAT csv)") as copy:
+                    copy.write(_copy_csv(rows))
+            elif n >= _COPY_MIN_ROWS:
+                with cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            else:
+                marks = ", ".join(["%s"] * len(columns))
+                cur.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", rows)
+        return
+    marks = ", ".join(["?"] * len(columns))
+    data = _tuples(rows) if isinstance(rows, pa.Table) else rows
+    raw.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", data)
+
+
+def upsert_rows(
+    conn: Connection,
+    table: str,
+    columns: Sequence[str],
+    keys: Sequence[str],
+    update_columns: Sequence[str],
+    rows: Any,
+) -> None:
+    """INSERT ... ON CONFLICT (keys) DO UPDATE SET update_columns, for tuples or an Arrow table."""
+    import pyarrow as pa
+
+    n = rows.num_rows if isinstance(rows, pa.Table) else len(rows)
+    if n == 0:
+        return
+    raw = driver(conn)
+    cols = ", ".join(columns)
+    conflict = f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET " + ", ".join(
+        f"{c} = excluded.{c}" for c in update_columns
+    )
+    if conn.dialect.name == "postgresql":
+        with raw.cursor() as cur:
+            if n < _COPY_MIN_ROWS and not isinstance(rows, pa.Table):
+                marks = ", ".join(["%s"] * len(columns))
+                cur.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks}) {conflict}", rows)
+                return
+            tmp = f"socred_tmp_{table}"
+            cur.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {tmp} "
+                f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+            )
+            if isinstance(rows, pa.Table):
+                with cur.copy(f"COPY {tmp} ({cols}) FROM STDIN (FORMAT csv)") as copy:
+                    copy.write(_copy_csv(rows))
+            else:
+                with cur.copy(f"COPY {tmp} ({cols}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            cur.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {tmp} {conflict}")
+            cur.execute(f"DELETE FROM {tmp}")
+        return
+    marks = ", ".join(["?"] * len(columns))
+    data = _tuples(rows) if isinstance(rows, pa.Table) else rows
+    raw.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks}) {conflict}", data)
 
 
 def head(conn: Connection) -> tuple[int, str]:
@@ -138,72 +272,178 @@ def _as_date(v: Any) -> date:
     return v if isinstance(v, date) else date.fromisoformat(str(v))
 
 
+_STATE_SELECT = (
+    "source, record_id, subject_id, kind, subject_region, subject_name, category, occurred_on, "
+    "case_number, summary, region, attributes, retracted, retract_reason, repaired_on, repair_reason, submit_body"
+)
+_SQLITE_IN_CHUNK = 4000  # bound parameters per query (SQLite allows 32766 since 3.32)
+
+
+def _state_from_raw(r: Sequence[Any]) -> RecordState:
+    occurred, repaired = r[7], r[14]
+    return RecordState(
+        source=r[0],
+        record_id=r[1],
+        subject_id=r[2],
+        kind=r[3],
+        subject_region=r[4],
+        subject_name=r[5],
+        category=r[6],
+        occurred_on=occurred if isinstance(occurred, date) else date.fromisoformat(occurred),
+        case_number=r[8],
+        summary=r[9],
+        region=r[10],
+        attributes=json.loads(r[11]) if r[11] else None,
+        retracted=bool(r[12]),
+        retract_reason=r[13],
+        repaired_on=None
+        if repaired is None
+        else repaired
+        if isinstance(repaired, date)
+        else date.fromisoformat(repaired),
+        repair_reason=r[15],
+        submit_body=r[16],
+    )
+
+
 def load_states(conn: Connection, source: str, record_ids: Iterable[str]) -> dict[str, RecordState]:
+    """The current state of those of ``source``'s records that exist, by record_id (one or few queries)."""
     ids = list(set(record_ids))
     out: dict[str, RecordState] = {}
-    for i in range(0, len(ids), 500):
-        chunk = ids[i : i + 500]
-        rows = conn.execute(
-            select(t.records).where(and_(t.records.c.source == source, t.records.c.record_id.in_(chunk)))
-        ).all()
-        for r in rows:
-            out[r.record_id] = _state_from_row(r)
+    if not ids:
+        return out
+    raw = driver(conn)
+    if conn.dialect.name == "postgresql":
+        with raw.cursor() as cur:
+            cur.execute(
+                f"SELECT {_STATE_SELECT} FROM records WHERE source = %s AND record_id = ANY(%s)",
+                (source, ids),
+            )
+            rows = cur.fetchall()
+    else:
+        rows = []
+        for i in range(0, len(ids), _SQLITE_IN_CHUNK):
+            chunk = ids[i : i + _SQLITE_IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows.extend(
+                raw.execute(
+                    f"SELECT {_STATE_SELECT} FROM records WHERE source = ? AND record_id IN ({marks})",
+                    [source, *chunk],
+                ).fetchall()
+            )
+    for r in rows:
+        out[r[1]] = _state_from_raw(r)
     return out
 
 
-def _state_row(s: RecordState, seq: int) -> dict[str, Any]:
-    return {
-        "source": s.source,
-        "record_id": s.record_id,
-        "subject_id": s.subject_id,
-        "kind": s.kind,
-        "subject_region": s.subject_region,
-        "subject_name": s.subject_name,
-        "category": s.category,
-        "occurred_on": s.occurred_on,
-        "case_number": s.case_number,
-        "summary": s.summary,
-        "region": s.region,
-        "attributes": json.dumps(s.attributes, ensure_ascii=False, sort_keys=True) if s.attributes else None,
-        "retracted": s.retracted,
-        "retract_reason": s.retract_reason,
-        "repaired_on": s.repaired_on,
-        "repair_reason": s.repair_reason,
-        "submit_body": s.submit_body,
-        "last_seq": seq,
-    }
+def _db_date(d: date | None, sqlite: bool) -> Any:
+    if d is None:
+        return None
+    return d.isoformat() if sqlite else d
 
 
-def _upsert(
-    conn: Connection, table: Any, rows: list[dict[str, Any]], keys: list[str], keep: tuple[str, ...]
+def state_row(s: RecordState, first_seq: int, last_seq: int, *, sqlite: bool) -> tuple[Any, ...]:
+    """A records row (:data:`RECORD_COLUMNS` order) for a record's state, as the store keeps it."""
+    return (
+        s.source,
+        s.record_id,
+        s.subject_id,
+        s.kind,
+        s.subject_region,
+        s.subject_name,
+        s.category,
+        _db_date(s.occurred_on, sqlite),
+        s.case_number,
+        s.summary,
+        s.region,
+        json.dumps(s.attributes, ensure_ascii=False, sort_keys=True) if s.attributes else None,
+        (1 if s.retracted else 0) if sqlite else s.retracted,
+        s.retract_reason,
+        _db_date(s.repaired_on, sqlite),
+        s.repair_reason,
+        s.submit_body,
+        first_seq,
+        last_seq,
+    )
+
+
+def state_rows(
+    new: Sequence[tuple[RecordState, int]], changed: Sequence[tuple[RecordState, int]], *, sqlite: bool
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[str, str, str, str, int]]]:
+    """Records rows to insert (new) and to upsert (changed), and (subject, kind, region, name, seq) touches.
+
+    Each item is a record's state and the seq of the ledger entry that produced it. A record listed
+    several times keeps its last state; a new record's ``first_seq`` is its first seq here.
+    """
+    firsts: dict[tuple[str, str], int] = {}
+    finals: dict[tuple[str, str], tuple[RecordState, int]] = {}
+    for s, seq in new:
+        k = (s.source, s.record_id)
+        firsts.setdefault(k, seq)
+        finals[k] = (s, seq)
+    for s, seq in changed:
+        finals[(s.source, s.record_id)] = (s, seq)
+    new_rows = []
+    changed_rows = []
+    touched = []
+    for k, (s, seq) in finals.items():
+        if k in firsts:
+            new_rows.append(state_row(s, firsts[k], seq, sqlite=sqlite))
+            touched.append((s.subject_id, s.kind, s.subject_region, s.subject_name, firsts[k]))
+        else:
+            changed_rows.append(state_row(s, seq, seq, sqlite=sqlite))
+        touched.append((s.subject_id, s.kind, s.subject_region, s.subject_name, seq))
+    return new_rows, changed_rows, touched
+
+
+def write_records(
+    conn: Connection, new_rows: Sequence[tuple[Any, ...]], changed_rows: Sequence[tuple[Any, ...]]
 ) -> None:
-    """INSERT ... ON CONFLICT DO UPDATE, in one executemany, on SQLite and PostgreSQL alike."""
-    if not rows:
-        return
-    from sqlalchemy.dialects import postgresql, sqlite
+    """Insert new records rows, upsert changed ones (all columns but the key and first_seq)."""
+    insert_rows(conn, "records", RECORD_COLUMNS, sorted(new_rows, key=lambda r: (r[0], r[1])))
+    upsert_rows(
+        conn,
+        "records",
+        RECORD_COLUMNS,
+        ("source", "record_id"),
+        (*RECORD_COLUMNS[2:-2], "last_seq"),
+        sorted(changed_rows, key=lambda r: (r[0], r[1])),
+    )
 
-    stmt: Any = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
-    updates = {c: stmt.excluded[c] for c in rows[0] if c not in keys and c not in keep}
-    conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=updates), rows)
+
+def subject_rows(touched: Iterable[tuple[str, str, str, str, int]]) -> list[tuple[Any, ...]]:
+    """One subjects row per subject: the name at its highest seq, first_seq and last_seq; sorted."""
+    out: dict[str, list[Any]] = {}
+    for sid, kind, region, name, seq in touched:
+        cur = out.get(sid)
+        if cur is None:
+            out[sid] = [sid, kind, region, name, seq, seq]
+            continue
+        if seq >= cur[5]:
+            cur[3], cur[5] = name, seq
+        if seq < cur[4]:
+            cur[4] = seq
+    return [tuple(r) for _, r in sorted(out.items())]
 
 
 def save_states(
     conn: Connection, new: Sequence[tuple[RecordState, int]], changed: Sequence[tuple[RecordState, int]]
 ) -> None:
-    """Write new and changed records (one upsert) and keep the subjects table current."""
-    all_rows = [{**_state_row(s, seq), "first_seq": seq} for s, seq in list(new) + list(changed)]
-    _upsert(conn, t.records, all_rows, ["source", "record_id"], keep=("first_seq",))
-    touched: dict[str, dict[str, Any]] = {}
-    for s, seq in list(new) + list(changed):
-        touched[s.subject_id] = {
-            "subject_id": s.subject_id,
-            "kind": s.kind,
-            "region": s.subject_region,
-            "name": s.subject_name,
-            "first_seq": seq,
-            "last_seq": seq,
-        }
-    _upsert(conn, t.subjects, list(touched.values()), ["subject_id"], keep=("first_seq", "kind", "region"))
+    """Write new records (plain inserts) and changed ones (upserts), and keep the subjects table current.
+
+    Each item is a record's state and the seq of the ledger entry that produced it (see
+    :func:`state_rows`). A subject takes the name of its record with the highest seq,
+    ``first_seq``/``last_seq`` the lowest/highest seq seen.
+    """
+    sqlite = conn.dialect.name != "postgresql"
+    new_rows, changed_rows, touched = state_rows(new, changed, sqlite=sqlite)
+    write_records(conn, new_rows, changed_rows)
+    upsert_subjects(conn, subject_rows(touched))
+
+
+def upsert_subjects(conn: Connection, rows: Any) -> None:
+    """Insert subjects or update their name and last_seq (kind, region and first_seq never change)."""
+    upsert_rows(conn, "subjects", SUBJECT_COLUMNS, ("subject_id",), ("name", "last_seq"), rows)
 
 
 def subject_records(conn: Connection, subject_id: str) -> list[RecordState]:

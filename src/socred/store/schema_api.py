@@ -39,8 +39,8 @@ receipts = Table(
     Column("ledger_head", String(64), nullable=False),
     Column("issued_at", String(32), nullable=False),
     Column("result", Text, nullable=False),  # canonical JSON of the answer
-    Index("ix_receipts_subject", "subject_id"),
-    Index("ix_receipts_party", "party"),
+    Index("ix_receipts_subject", "subject_id", "issued_at", "id"),
+    Index("ix_receipts_party", "party", "issued_at"),
     Index("ix_receipts_batch", "batch_id"),
 )
 
@@ -56,7 +56,7 @@ access_log = Table(
     Column("action", String(64), nullable=False),  # what: check, report, ledger, access-log, receipt
     Column("purpose", String(500), nullable=False),  # why: the activity checked, or the stated reason
     Column("detail", Text),  # JSON: decision, receipt id, ...
-    Index("ix_access_log_subject", "subject_id", "id"),
+    Index("ix_access_log_subject", "subject_id", "at", "id"),
 )
 
 # Secrets the platform generates once when the environment gives none (signing key, token secret).

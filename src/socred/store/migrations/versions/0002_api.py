@@ -39,8 +39,8 @@ def upgrade() -> None:
         sa.Column("issued_at", sa.String(32), nullable=False),
         sa.Column("result", sa.Text, nullable=False),
     )
-    op.create_index("ix_receipts_subject", "receipts", ["subject_id"])
-    op.create_index("ix_receipts_party", "receipts", ["party"])
+    op.create_index("ix_receipts_subject", "receipts", ["subject_id", "issued_at", "id"])
+    op.create_index("ix_receipts_party", "receipts", ["party", "issued_at"])
     op.create_index("ix_receipts_batch", "receipts", ["batch_id"])
     op.create_table(
         "access_log",
@@ -55,7 +55,7 @@ def upgrade() -> None:
         sa.Column("purpose", sa.String(500), nullable=False),
         sa.Column("detail", sa.Text),
     )
-    op.create_index("ix_access_log_subject", "access_log", ["subject_id", "id"])
+    op.create_index("ix_access_log_subject", "access_log", ["subject_id", "at", "id"])
     op.create_table(
         "keystore",
         sa.Column("name", sa.String(64), primary_key=True),

@@ -1,0 +1,175 @@
+"""The ledger over HTTP: the signed checkpoint (public); entries and verification (auditors, administrators)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+from sqlalchemy import and_, or_, select
+
+from socred.api.deps import ERRORS_AUTH, get_services, require_role
+from socred.service import access_log
+from socred.service.auth import Principal, ledger_checkpoint
+from socred.store import repo
+from socred.store import schema as t
+
+router = APIRouter(prefix="/api/v1/ledger", tags=["ledger"])
+
+
+def reason_query() -> Any:
+    return Query(
+        min_length=3, max_length=500, description="Why you read it: kept in each subject's access log."
+    )
+
+
+class Checkpoint(BaseModel):
+    """The signed head of the ledger: anyone can keep it and later prove the ledger was not rewritten."""
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "origin": "socred",
+                    "size": 1042,
+                    "root_hash": "9f2c5d0e4b7a1c3e8d6f0a2b4c6d8e0f1a3b5c7d9e1f2a4b6c8d0e2f4a6b8c0d",
+                    "algorithm": "Ed25519",
+                    "key_id": "3b1f0c9a7d2e4f61",
+                    "public_key": "mZ5y0rQ9...base64...=",
+                    "signed_message": '{"origin":"socred","root_hash":"9f2c…","size":1042}',
+                    "signature": "base64 Ed25519 signature of signed_message",
+                }
+            ]
+        }
+    }
+
+    origin: str = Field(description="The name of this ledger.")
+    size: int = Field(description="Number of entries (the seq of the head).")
+    root_hash: str = Field(description="Hash of the head entry (hex); it commits to every entry before it.")
+    algorithm: str = Field(description="Ed25519.")
+    key_id: str = Field(description="First 16 hex digits of SHA-256 of the raw public key.")
+    public_key: str = Field(description="The raw 32-byte Ed25519 public key, base64.")
+    signed_message: str = Field(
+        description="The exact UTF-8 text signed: canonical JSON of origin, root_hash, size."
+    )
+    signature: str = Field(description="Ed25519 signature of signed_message, base64.")
+
+
+class LedgerEntry(BaseModel):
+    seq: int
+    recorded_at: str
+    actor: str
+    kind: str
+    body: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+class LedgerPage(BaseModel):
+    entries: list[LedgerEntry]
+    next_after: int | None = Field(description="Pass as `after` for the next page; null at the end.")
+
+
+class VerifyAnswer(BaseModel):
+    model_config = {"json_schema_extra": {"examples": [{"ok": True, "entries": 1042, "head": "9f2c…"}]}}
+
+    ok: bool
+    entries: int | None = None
+    head: str | None = None
+    first_bad_seq: int | None = None
+    reason: str | None = None
+
+
+@router.get("/checkpoint", response_model=Checkpoint, summary="The signed ledger head (public)")
+def checkpoint(request: Request) -> dict[str, Any]:
+    s = get_services(request)
+    return ledger_checkpoint(s.platform, s.signer())
+
+
+@router.get(
+    "/entries",
+    response_model=LedgerPage,
+    responses=ERRORS_AUTH,
+    summary="Read ledger entries (auditors, administrators; logged in each subject's access log)",
+)
+def entries(
+    request: Request,
+    reason: str = reason_query(),
+    after: int = Query(0, ge=0, le=2**62, description="Entries after this seq."),
+    limit: int = Query(100, ge=1, le=1000),
+    principal: Principal = Depends(require_role("admin", "auditor")),
+) -> dict[str, Any]:
+    s = get_services(request)
+    s.platform.ensure_schema()
+    out: list[dict[str, Any]] = []
+    with s.platform.engine.connect() as conn:
+        for e in repo.iter_entries(conn, after, batch=limit):
+            out.append(
+                {
+                    "seq": e.seq,
+                    "recorded_at": e.recorded_at,
+                    "actor": e.actor,
+                    "kind": e.kind,
+                    "body": json.loads(e.body),
+                    "prev_hash": e.prev_hash,
+                    "hash": e.hash,
+                }
+            )
+            if len(out) >= limit:
+                break
+        subjects = _subjects_of(conn, out)
+    if subjects:
+        first, last = out[0]["seq"], out[-1]["seq"]
+        access_log.record(
+            s.platform.engine,
+            [
+                access_log.Access(
+                    sid,
+                    principal.kind,
+                    principal.id,
+                    "ledger",
+                    reason,
+                    {"entries": [first, last], "seqs": seqs[:50]},
+                )
+                for sid, seqs in sorted(subjects.items())
+            ],
+        )
+    more = len(out) == limit
+    return {"entries": out, "next_after": out[-1]["seq"] if out and more else None}
+
+
+def _subjects_of(conn: Any, entries: list[dict[str, Any]]) -> dict[str, list[int]]:
+    """The subjects whose data the entries show: named in a submit, or owning the record operated on."""
+    found: dict[str, list[int]] = {}
+    pending: dict[tuple[str, str], list[int]] = {}
+    for e in entries:
+        body = e["body"]
+        if not isinstance(body, dict) or e["kind"] not in ("submit", "correct", "retract", "repair"):
+            continue
+        if isinstance(body.get("subject_id"), str):
+            found.setdefault(body["subject_id"], []).append(e["seq"])
+        elif isinstance(body.get("source"), str) and isinstance(body.get("record_id"), str):
+            pending.setdefault((body["source"], body["record_id"]), []).append(e["seq"])
+    keys = list(pending)
+    for i in range(0, len(keys), 200):
+        chunk = keys[i : i + 200]
+        cond = or_(*(and_(t.records.c.source == src, t.records.c.record_id == rid) for src, rid in chunk))
+        for src, rid, sid in conn.execute(
+            select(t.records.c.source, t.records.c.record_id, t.records.c.subject_id).where(cond)
+        ):
+            found.setdefault(sid, []).extend(pending[(src, rid)])
+    return found
+
+
+@router.get(
+    "/verify",
+    response_model=VerifyAnswer,
+    responses=ERRORS_AUTH,
+    summary="Recompute the hash chain (auditors, administrators)",
+)
+def verify(
+    request: Request, principal: Principal = Depends(require_role("admin", "auditor"))
+) -> dict[str, Any]:
+    result: dict[str, Any] = get_services(request).platform.verify_ledger().to_dict()
+    return result

@@ -1,0 +1,156 @@
+"""Operations: liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from pydantic import BaseModel
+from sqlalchemy import inspect
+from sqlalchemy.exc import SQLAlchemyError
+
+from socred.api.deps import get_services
+
+router = APIRouter(tags=["operations"])
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    """The app's Prometheus metrics, in a registry of its own (one per app, per process)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "socred_http_requests", "HTTP requests answered.", ["method", "route", "status"], registry=r
+        )
+        self.latency = Histogram(
+            "socred_http_request_duration_seconds",
+            "Time to answer an HTTP request.",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.checks = Counter(
+            "socred_checks",
+            "Check answers given to relying parties, by decision.",
+            ["activity", "decision"],
+            registry=r,
+        )
+        self.check_groups = Histogram(
+            "socred_check_group_subjects",
+            "Subjects answered per check group commit.",
+            buckets=(1, 2, 5, 10, 50, 100, 1000, 10000, 20000),
+            registry=r,
+        )
+        self.check_group_seconds = Histogram(
+            "socred_check_group_seconds",
+            "Time to answer and log a check group.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.ingested = Counter(
+            "socred_ingested_operations",
+            "Operations received over HTTP, by outcome.",
+            ["outcome"],
+            registry=r,
+        )
+        self.index_seq = Gauge(
+            "socred_check_index_ledger_size", "Ledger size the check index is at.", registry=r
+        )
+        self.index_records = Gauge(
+            "socred_check_index_records", "Records held by the check index.", registry=r
+        )
+
+    def on_group(self, subjects: int, seconds: float) -> None:
+        self.check_groups.observe(subjects)
+        self.check_group_seconds.observe(seconds)
+
+
+class Health(BaseModel):
+    status: str
+
+    model_config = {"json_schema_extra": {"examples": [{"status": "ok"}]}}
+
+
+class Ready(BaseModel):
+    status: str
+    checks: dict[str, Any]
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "status": "ready",
+                    "checks": {"database": "ok", "schema": "ok", "index": {"ledger_size": 42, "records": 40}},
+                }
+            ]
+        }
+    }
+
+
+@router.get("/healthz", response_model=Health, summary="Liveness: the process answers")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    response_model=Ready,
+    summary="Readiness: database reachable, schema current, index loaded",
+    responses={503: {"model": Ready, "description": "Not ready; the checks say why."}},
+)
+def readyz(request: Request) -> Response:
+    s = get_services(request)
+    checks: dict[str, Any] = {}
+    ok = True
+    try:
+        tables = set(inspect(s.platform.engine).get_table_names())
+        checks["database"] = "ok"
+        missing = sorted({"ledger", "records", "parties", "receipts", "access_log", "keystore"} - tables)
+        if missing:
+            ok = False
+            checks["schema"] = f"missing tables {', '.join(missing)}: run 'socred init'"
+        else:
+            checks["schema"] = "ok"
+    except SQLAlchemyError as e:
+        ok = False
+        checks["database"] = f"unreachable ({e.__class__.__name__})"
+    idx = s.checks.index
+    if ok and not idx.loaded:
+        try:
+            s.checks.warm()
+        except SQLAlchemyError as e:
+            checks["index"] = f"not loaded ({e.__class__.__name__})"
+    if idx.loaded:
+        checks["index"] = {"ledger_size": idx.seq, "records": idx.records}
+    else:
+        ok = False
+        checks.setdefault("index", "not loaded")
+    return JSONResponse(
+        {"status": "ready" if ok else "not ready", "checks": checks}, status_code=200 if ok else 503
+    )
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (text exposition format)",
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    response_class=Response,
+)
+def metrics(request: Request) -> Response:
+    s = get_services(request)
+    m: Metrics = s.metrics
+    m.index_seq.set(max(s.checks.index.seq, 0))
+    m.index_records.set(s.checks.index.records)
+    return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
