@@ -24,6 +24,8 @@ system-deps:
 	@command -v java >/dev/null 2>&1 || { \
 	  echo "installing a Java runtime for Spark"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jre-headless; }
+	@test -x /usr/bin/chromium || { echo "installing Debian's chromium for the portal's browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei; }
 
 run: install
 	$(BIN)/socred --db $(DB) init

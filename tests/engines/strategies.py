@@ -120,7 +120,7 @@ def catalog_docs(draw: st.DrawFn) -> dict[str, Any]:
             "title": f"category {i}",
             "domain": draw(st.sampled_from(["government", "commercial", "social", "judicial"])),
             "subjects": draw(st.sampled_from([["person"], ["organization"], ["person", "organization"]])),
-            "points": draw(st.integers(-30, 30).filter(bool)),
+            "points": draw(st.one_of(st.integers(-30, -1), st.integers(1, 30))),
             "valid_for": draw(st.integers(1, 20)),
             "legal_basis": f"basis {i}",
             "lists": draw(st.lists(st.sampled_from(record_lists), max_size=2, unique=True))

@@ -92,11 +92,11 @@ def test_duckdb_matches_evaluator(duckdb_backend: BatchBackend, case: Case) -> N
 
 @pytest.mark.spark
 @settings(
-    max_examples=15,
+    max_examples=12,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-@given(case=cases())
+@given(case=cases(min_subjects=30, max_subjects=80))  # a Spark run costs seconds: many subjects each
 def test_spark_matches_evaluator(spark_backend: BatchBackend, case: Case) -> None:
     check_case(spark_backend, case)
 
@@ -231,8 +231,16 @@ EDGES: dict[str, tuple[str, tuple[ScoringRecord, ...], int, list[str], list[str]
         [],
         [],
     ),
-    # list BL (10 days) extended by a later record; the record's own valid_for (2) is over
-    "list-extended": ("person", (rec("l1", "LISTER", -9), rec("l2", "LISTER", -4)), 100, ["BL"], ["NO_FLY"]),
+    # list BL (10 days): the first record's hold ended on T-2, a later one extends it past T;
+    # the records' own valid_for (2 days) is over
+    "list-extended": ("person", (rec("l1", "LISTER", -12), rec("l2", "LISTER", -4)), 100, ["BL"], ["NO_FLY"]),
+    "list-extension-repaired": (
+        "person",
+        (rec("l1", "LISTER", -12), rec("l2", "LISTER", -4, repaired=0)),
+        100,
+        [],
+        [],
+    ),
     "list-outlives-validity": ("person", (rec("l1", "LISTER", -5),), 100, ["BL"], ["NO_FLY"]),
     "list-ended": ("person", (rec("l1", "LISTER", -10),), 100, [], []),
     # clamping at both bounds, and the grade-triggered lists that follow

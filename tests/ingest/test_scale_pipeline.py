@@ -53,7 +53,7 @@ def _sorted(t: pa.Table) -> list[dict[str, object]]:
 
 
 def test_generated_operations_ingest_export_and_score(
-    loaded: Platform, generated: Path, tmp_path: Path
+    loaded: Platform, generated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     p = loaded
     assert p.verify_ledger().ok
@@ -71,13 +71,39 @@ def test_generated_operations_ingest_export_and_score(
     assert set(summary["catalogs"]) <= {"national@1", "shanghai@1", "rongcheng@1"}
     rows = pq.read_table(tmp_path / "all.parquet").to_pylist()
     assert [r["subject_id"] for r in rows] == sorted(r["subject_id"] for r in rows)
+    monkeypatch.setenv("SOCRED_BATCH_BUCKET_RECORDS", "600")  # several subject buckets per catalog
     again = batch.score_dataset(
         tmp_path / "export", p.catalogs(), tmp_path / "b.parquet", as_of, None, "duckdb"
     )
     assert pq.read_table(tmp_path / "b.parquet").to_pylist() == rows
-    assert again["subjects"] == 400
+    assert again["subjects"] == 400 and again["buckets"] == 5
     for r in rows:
         one = p.score(r["subject_id"], as_of).to_dict()
         assert (one["score"], one["grade"], one["catalog"]) == (r["score"], r["grade"], r["catalog"])
         assert sorted(li["code"] for li in one["lists"]) == r["lists"]
         assert one["measures"] == r["measures"]
+
+
+def test_demo_out_command(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "national"
+    p = subprocess.run(
+        [sys.executable, "-m", "socred", "demo", "--subjects", "50", "--records", "300", "--out", str(out),
+         "--changes", "0.1", "--rows-per-file", "40"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    manifest = json.loads(p.stdout)
+    assert manifest == json.loads((out / "manifest.json").read_text())
+    assert manifest["records"] == 300 and manifest["changes"] == 30
+    files = [f for info in manifest["providers"].values() for f in info["files"]]
+    assert sum(pq.ParquetFile(out / f).metadata.num_rows for f in files) == 330
+    assert all(pq.ParquetFile(out / f).metadata.num_rows <= 40 for f in files)
+    bad = subprocess.run(
+        [sys.executable, "-m", "socred", "demo", "--out", str(out), "--changes", "2"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "--changes" in bad.stderr

@@ -1,8 +1,10 @@
 """The portal in a real browser (Playwright driving Debian's /usr/bin/chromium, headless) against
 ``socred serve`` in a subprocess; plus the event stream of the live board over plain HTTP.
 
-Screenshots of every page are written to docs/screenshots/. Without Playwright or Chromium these
-tests are skipped, except under CI=true where they must run.
+Every page is photographed: into a temporary directory, or into $SOCRED_SCREENSHOTS when set
+(``SOCRED_SCREENSHOTS=docs/screenshots pytest tests/portal/test_browser.py`` refreshes the
+documentation's). Without Playwright or Chromium these tests are skipped, except under CI=true where
+they must run.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,6 @@ from tests.portal.conftest import Server
 pytestmark = pytest.mark.slow
 
 CHROMIUM = Path("/usr/bin/chromium")
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
@@ -135,12 +136,23 @@ def page(browser: Any, live: Server) -> Iterator[Any]:
     assert problems == []  # no script error, no Content-Security-Policy violation
 
 
-def shot(pg: Any, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    pg.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+Shot = Callable[..., None]
 
 
-def test_search_then_profile(page: Any) -> None:
+@pytest.fixture(scope="module")
+def shot(tmp_path_factory: pytest.TempPathFactory) -> Shot:
+    """``shot(page, name, full_page=True)``: a PNG of the page, named after it."""
+    configured = os.environ.get("SOCRED_SCREENSHOTS")
+    folder = Path(configured) if configured else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def take(pg: Any, name: str, full_page: bool = True) -> None:
+        pg.screenshot(path=str(folder / f"{name}.png"), full_page=full_page)
+
+    return take
+
+
+def test_search_then_profile(page: Any, shot: Shot) -> None:
     page.goto("/")
     shot(page, "home")
     assert page.evaluate("document.activeElement.id") == "q"  # the search box has the focus
@@ -159,7 +171,7 @@ def test_search_then_profile(page: Any) -> None:
     shot(page, "subject-organization")
 
 
-def test_person_profile_and_keyboard(page: Any, live: Server) -> None:
+def test_person_profile_and_keyboard(page: Any, live: Server, shot: Shot) -> None:
     items = httpx.get(
         f"{live.base}/api/v1/public/announcements", params={"category": "DISHONEST_JUDGMENT_DEBTOR"}
     )
@@ -174,7 +186,7 @@ def test_person_profile_and_keyboard(page: Any, live: Server) -> None:
     shot(page, "subject-person")
 
 
-def test_announcements_paging_and_filters(page: Any) -> None:
+def test_announcements_paging_and_filters(page: Any, shot: Shot) -> None:
     page.goto("/announcements")
     first_row = page.locator("table.announcements tbody tr").first.inner_text()
     shot(page, "announcements")
@@ -189,7 +201,7 @@ def test_announcements_paging_and_filters(page: Any) -> None:
     assert plates and all("***" in p for p in plates)
 
 
-def test_scoreboard_updates_live(page: Any, live: Server) -> None:
+def test_scoreboard_updates_live(page: Any, live: Server, shot: Shot) -> None:
     page.goto("/scoreboard")
     page.wait_for_function("document.getElementById('board-status').textContent === '实时'")
     before = page.locator("#board li").count()
@@ -200,7 +212,7 @@ def test_scoreboard_updates_live(page: Any, live: Server) -> None:
     shot(page, "scoreboard")
 
 
-def test_language_switch_and_stats(page: Any) -> None:
+def test_language_switch_and_stats(page: Any, shot: Shot) -> None:
     page.goto("/stats")
     assert page.locator("html").get_attribute("lang") == "zh-CN"
     assert page.locator("svg.chart").count() >= 3
@@ -216,7 +228,7 @@ def test_language_switch_and_stats(page: Any) -> None:
     assert page.locator("html").get_attribute("lang") == "zh-CN"
 
 
-def test_mobile_layout(browser: Any, live: Server) -> None:
+def test_mobile_layout(browser: Any, live: Server, shot: Shot) -> None:
     context = browser.new_context(
         base_url=live.base, viewport={"width": 390, "height": 844}, device_scale_factor=2
     )
@@ -224,5 +236,5 @@ def test_mobile_layout(browser: Any, live: Server) -> None:
     pg.goto("/search?q=有限公司")
     width = pg.evaluate("document.documentElement.scrollWidth")
     assert width <= 390  # nothing overflows sideways
-    shot(pg, "search-mobile")
+    shot(pg, "search-mobile", full_page=False)
     context.close()

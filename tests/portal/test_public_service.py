@@ -395,3 +395,37 @@ def test_statistics(shared_info: PublicInfo, shared_platform: Platform) -> None:
     dj = next(x for x in st["lists"] if x["code"] == "DISHONEST_JUDGMENT_DEBTOR")
     assert dj["kind"] == "black" and dj["person"] + dj["organization"] > 0
     assert shared_info.statistics() is st  # cached while the ledger does not move
+
+
+def test_statistics_on_the_batch_engine_agree(
+    shared_platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socred.service.public as public
+
+    small = PublicInfo(shared_platform).statistics()
+    monkeypatch.setattr(public, "BATCH_STATISTICS", 0)
+    large = PublicInfo(shared_platform).statistics()
+    assert large == small
+
+
+def test_statistics_served_stale_while_the_ledger_moves(info: PublicInfo) -> None:
+    info.stats_ttl = 3600
+    first = info.statistics()
+    person = next(s for s in subjects(info.platform) if s.kind == "person")
+    ingest(
+        info.platform,
+        "demo.civil",
+        [
+            {
+                "record_id": "STALE-1",
+                "subject_id": person.subject_id,
+                "subject_name": person.name,
+                "category": "TRAFFIC_HONKING",
+                "occurred_on": today().isoformat(),
+            }
+        ],
+    )
+    assert info.statistics() is first  # within the refresh interval: the figures of their ledger size
+    info.stats_ttl = 0
+    fresh = info.statistics()
+    assert fresh["ledger_size"] == first["ledger_size"] + 1 and fresh["records"] == first["records"] + 1

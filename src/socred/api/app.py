@@ -566,6 +566,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
             app.add_api_route("/readyz", ops.readyz, methods=["GET"], tags=["operations"])
             continue
         app.include_router(module.router)
+    app.include_router(importlib.import_module("socred.api.routers.due_process").router)
     _include_optional_routers(app)
     install_openapi(app)
     app.add_middleware(Observability, services=services)

@@ -160,6 +160,7 @@ def public_info(request: Request) -> PublicInfo:
             read_engine = None
         info = PublicInfo(platform, read_engine)
         state.socred_public = info
+        info.warm()
     return info
 
 

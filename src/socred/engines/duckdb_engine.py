@@ -53,7 +53,8 @@ class DuckDBBackend:
         self.memory_limit = memory_limit
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
-        config: dict[str, str | bool | int | float | list[str]] = {}
+        # Materialized steps need not keep their rows in order: the result is sorted at the end.
+        config: dict[str, str | bool | int | float | list[str]] = {"preserve_insertion_order": False}
         if self.threads is not None:
             config["threads"] = self.threads
         if self.memory_limit is not None:
@@ -76,7 +77,10 @@ class DuckDBBackend:
                 raise ValueError(f"the records lack the column(s) {', '.join(missing)}.")
             for rel_name, table in query.relations.items():
                 con.register(rel_name, table)
-            raw = con.sql(query.sql).to_arrow_table()
+            for step in query.steps:
+                con.sql(f"CREATE TEMP {'TABLE' if step.materialize else 'VIEW'} {step.name} AS {step.sql}")
+            rows = con.sql(query.rows_sorted).to_arrow_table()
+            combos = con.sql(query.combos).to_arrow_table()
         finally:
             con.close()
-        return finalize(raw)
+        return finalize(rows, combos)

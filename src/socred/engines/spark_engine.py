@@ -25,7 +25,7 @@ from socred.engines.sql import RECORD_COLUMNS, build_query, check_effective, fin
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["SPARK_CONF", "SparkBackend", "get_spark"]
+__all__ = ["LOCAL_CONF", "SPARK_CONF", "SparkBackend", "get_spark"]
 
 #: Settings of the shared session (stack.md, "Gotchas"), plus string-typed partition columns.
 SPARK_CONF: dict[str, str] = {
@@ -38,6 +38,10 @@ SPARK_CONF: dict[str, str] = {
     "spark.sql.sources.partitionColumnTypeInference.enabled": "false",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
 }
+
+#: Added in local mode: with a handful of partitions, adaptive re-planning only costs time
+#: (the one join that needs a broadcast asks for it with a hint).
+LOCAL_CONF: dict[str, str] = {"spark.sql.adaptive.enabled": "false"}
 
 _lock = threading.Lock()
 _session: SparkSession | None = None
@@ -52,14 +56,17 @@ def get_spark() -> SparkSession:
         from pyspark.sql import SparkSession
 
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # never resolve the host name
-        builder = SparkSession.builder.master(os.environ.get("SOCRED_SPARK_MASTER", "local[2]")).appName(
-            "socred-batch"
-        )
-        for key, value in SPARK_CONF.items():
+        master = os.environ.get("SOCRED_SPARK_MASTER", "local[2]")
+        conf = dict(SPARK_CONF)
+        if master.startswith("local"):
+            conf.update(LOCAL_CONF)
+            # In local mode the driver JVM does all the work; 1g (Spark's default) spills.
+            conf["spark.driver.memory"] = os.environ.get("SOCRED_SPARK_DRIVER_MEMORY", "2g")
+        elif "SOCRED_SPARK_DRIVER_MEMORY" in os.environ:
+            conf["spark.driver.memory"] = os.environ["SOCRED_SPARK_DRIVER_MEMORY"]
+        builder = SparkSession.builder.master(master).appName("socred-batch")
+        for key, value in conf.items():
             builder = builder.config(key, value)
-        memory = os.environ.get("SOCRED_SPARK_DRIVER_MEMORY")
-        if memory:
-            builder = builder.config("spark.driver.memory", memory)
         session = builder.getOrCreate()
         session.sparkContext.setLogLevel("ERROR")
         # getOrCreate may return a session someone else built: the runtime SQL settings matter.
@@ -77,7 +84,7 @@ def _session_stopped(session: SparkSession) -> bool:
 
 
 class SparkBackend:
-    """Runs the batch query as one Spark SQL job."""
+    """Runs the batch query in the shared SparkSession: one job fills ``scored``, two read results."""
 
     name = "spark"
 
@@ -111,17 +118,20 @@ class SparkBackend:
             for rel_name, table in query.relations.items():
                 spark.createDataFrame(table).createOrReplaceTempView(rel_name)
                 views.append(rel_name)
-            # Spark inlines views like common table expressions: a step read several times
-            # downstream is computed once and kept for the rest of the query.
+            # Spark inlines views: a step read by both results is cached, so the records are
+            # scanned once. A large one is filled ahead (a job of its own is cheaper than
+            # filling it from inside the next query); a small one when first computed.
             for step in query.steps:
                 stage = spark.sql(step.sql)
                 if step.materialize:
                     stage = stage.persist()
-                    stage.count()
                     kept.append(stage)
+                    if not step.small:
+                        stage.count()
                 stage.createOrReplaceTempView(step.name)
                 views.append(step.name)
-            raw = spark.sql(query.final).toArrow()
+            combos = spark.sql(query.combos).toArrow()
+            rows = spark.sql(query.rows).toArrow()
         finally:
             for v in views:
                 spark.catalog.dropTempView(v)
@@ -129,7 +139,7 @@ class SparkBackend:
                 stage.unpersist()
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)
-        return finalize(raw)
+        return finalize(rows, combos)
 
     @staticmethod
     def _read(spark: SparkSession, path: str) -> DataFrame:

@@ -2,25 +2,46 @@
 
 :func:`build_query` turns a :class:`~socred.domain.catalog.Catalog` and a date into
 
-* a handful of **catalog relations** (Arrow tables, at most a few hundred rows each): the
-  categories that count for each subject kind, the category→list links, the list→measure
-  links, the grade bands and the grade→list links; and
-* one **SQL text** that reads those relations and the records relation and returns one row
-  per distinct ``subject_id``.
+* a handful of **catalog relations** (Arrow tables of at most a few hundred rows, see
+  :func:`catalog_relations`): what a record of each (category, kind) does at the date, the
+  categories with ``max_count``, the lists as bits, the list→measure links, the grade bands
+  and the grade→list links; and
+* one **query** over those relations and the records relation: a short pipeline of named
+  steps and two result SELECTs (below).
 
-The SQL is portable: it runs unchanged on DuckDB and on Spark SQL. It uses only joins,
-``GROUP BY``, one ``ROW_NUMBER()`` window (only over categories that set ``max_count``),
-``GREATEST``/``LEAST``, ``CAST`` to ``STRING``/``DATE``/``BOOLEAN``/``BIGINT`` and
-``array_sort(array_agg(...))``, all of which the two engines spell alike. Every date
-computation is done here in Python, once per catalog entry: "``T < occurred_on + N``" is
-evaluated as "``occurred_on >= T - N + 1``" with ``T - N + 1`` a date column of the catalog
-relation, so the engines never do day arithmetic and cannot disagree about it. String
-ordering (the ``record_id`` tie-break of ``max_count``) is the engines' default binary
-order, which is Unicode code-point order, like Python's.
+The SQL is portable: the same text runs on DuckDB and on Spark SQL. It uses joins,
+``GROUP BY``, ``UNION ALL``, ``SUM``/``MIN``/``COUNT``/``BIT_OR``, ``&``,
+``GREATEST``/``LEAST``, ``CAST`` to ``STRING``/``DATE``/``BOOLEAN``/``BIGINT``,
+``ROW_NUMBER()`` over a few rows and ``array_sort(array_agg(DISTINCT ...) FILTER (WHERE
+...))``, which the two engines spell
+alike; the one hint (``/*+ BROADCAST */``) is a comment to DuckDB. There is no day
+arithmetic in SQL: "``T < occurred_on + N``" is evaluated as "``occurred_on >= T - N + 1``"
+with ``T - N + 1`` computed here, in Python, as a date column of the catalog relations, so
+the engines cannot disagree about dates. No string comparison other than equality is
+needed (see step 1 below), so collations play no part; the final order by ``subject_id``
+is made by Arrow, in code-point order.
 
-Two details are left to :func:`finalize`, which both runners apply to the engine's output:
-subjects on no list get ``NULL`` from the outer join and are given empty lists, and the
-types are cast to :data:`OUTPUT_SCHEMA` exactly.
+The pipeline (each step a view, or a table where two statements read it):
+
+1. ``capped`` (only when a category sets ``max_count``): per (subject, kind, category),
+   ``min(n, max_count) * points`` over its n counting records. All records of a category
+   carry the same points in the same domain, so this is exactly the sum over the
+   ``max_count`` most recent ones; which ones are kept matters for explanations only, so
+   no ranking (and no string ordering of ``record_id``) is needed.
+2. ``base``: one pass over every record, left-joined to the rules it triggers at T: each
+   counting rule adds its points to its domain, each list rule sets its list's bit in the
+   masks ``m0``, ``m1``, ... (62 lists a word); ``capped`` rows join the same grouping. A
+   record that neither counts nor lists still yields its subject (who gets the base score).
+3. ``scored``: the subtotals (0 where none) and the score clamped into the bounds.
+4. ``combo``: the distinct (score, masks) combinations, numbered 0, 1, ..., with their
+   grade; ``onlist``: the lists of each (the bits set, and the grade-triggered lists of
+   its grade). There are few combinations, so this is cheap.
+
+Then two SELECTs: ``rows``, every scored subject with its combination number, and
+``combos``, each combination's grade and sorted list and measure codes. :func:`finalize`,
+which both runners apply, sorts the rows by ``subject_id`` (code-point order), looks up
+the grade, lists and measures of each row, casts to :data:`OUTPUT_SCHEMA`, and refuses a
+subject whose records disagree about its kind.
 """
 
 from __future__ import annotations
@@ -112,35 +133,51 @@ def _rule_schema(words: int) -> pa.Schema:
 class Step:
     """One named stage of the query: a SELECT over the relations, the records and earlier steps.
 
-    ``materialize`` marks a stage read more than once downstream: an engine that inlines
-    common table expressions (Spark) should compute it once and keep it.
+    ``materialize`` marks a stage read by both result statements (or several times by one):
+    an engine should compute it once and keep it. ``small`` says it has a handful of rows,
+    so it may as well be kept when first computed rather than computed ahead.
     """
 
     name: str
     sql: str
     materialize: bool = False
+    small: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class BatchQuery:
-    """The batch query for one catalog and date, as a pipeline of steps and a final SELECT.
+    """The batch query for one catalog and date: a pipeline of steps and two result SELECTs.
+
+    A runner creates each step in order as a view (or, when ``materialize`` is set, as a
+    table or a cached relation) under its name, then runs ``rows``, one row per (subject,
+    kind) with the index of its combination, and ``combos``, the grade, lists and measures
+    of each combination, ordered by that index; :func:`finalize` puts the two together.
 
     ``records`` is the name under which the runner must expose the records relation;
     ``relations`` maps further relation names to the Arrow tables to expose under them.
     All names carry a per-query suffix, so several queries can share one engine session.
-    :attr:`sql` is the whole pipeline as one statement (the steps as common table
-    expressions).
     """
 
     steps: tuple[Step, ...]
-    final: str
+    rows: str
+    combos: str
     records: str
     relations: dict[str, pa.Table] = field(default_factory=dict)
 
     @property
-    def sql(self) -> str:
-        ctes = ",\n".join(f"{s.name} AS (\n{s.sql})" for s in self.steps)
-        return f"WITH {ctes}\n{self.final}"
+    def rows_sorted(self) -> str:
+        """``rows`` ordered by ``subject_id``, for an engine that sorts faster than Arrow.
+
+        (DuckDB does; for Spark, a global sort costs a sampling job and a range shuffle.)
+        """
+        return f"{self.rows}\nORDER BY subject_id"
+
+    def script(self) -> str:
+        """The whole query as one SQL script, for reading and debugging."""
+        parts = [
+            f"CREATE TEMP {'TABLE' if s.materialize else 'VIEW'} {s.name} AS\n{s.sql};" for s in self.steps
+        ]
+        return "\n\n".join([*parts, self.rows + ";", self.combos + ";"])
 
 
 def check_effective(catalog: Catalog, as_of: date) -> None:
@@ -173,7 +210,7 @@ def catalog_relations(catalog: Catalog, as_of: date) -> dict[str, pa.Table]:
       three) and ``min_occ`` = ``as_of - valid_for + 1``. A *list* row (one per list the
       category names) holds no points, the list's bit in the mask words ``m0``, ``m1``, ...
       and ``min_occ`` = ``as_of - duration + 1``.
-    * ``capped``: the counting rows of categories that set ``max_count``.
+    * ``capped``: the counting rows of categories that set ``max_count``, with it.
     * ``list_bit``: (word, bit, list) for every record-triggered list.
     * ``list_measure``: (list, measure) for every list.
     * ``grade``: each band's half-open score range ``[lo, hi)``.
@@ -243,18 +280,24 @@ def catalog_relations(catalog: Catalog, as_of: date) -> dict[str, pa.Table]:
 
 
 def _src(records: str) -> str:
-    """The records relation with the columns the query reads, typed (a no-op when already typed)."""
+    """The records relation with the columns the query reads, typed (a no-op when already typed).
+
+    ``record_id`` and ``source`` are not read: they identify records for explanations, and
+    no sum depends on them. A record with a NULL ``subject_id`` belongs to no subject.
+    """
     return (
         "(SELECT CAST(subject_id AS STRING) AS subject_id, CAST(kind AS STRING) AS kind, "
-        "CAST(category AS STRING) AS category, CAST(record_id AS STRING) AS record_id, "
-        "CAST(source AS STRING) AS source, CAST(occurred_on AS DATE) AS occurred_on, "
+        "CAST(category AS STRING) AS category, CAST(occurred_on AS DATE) AS occurred_on, "
         "CAST(retracted AS BOOLEAN) AS retracted, CAST(repaired_on AS DATE) AS repaired_on "
         f"FROM {records} WHERE subject_id IS NOT NULL)"
     )
 
 
 def _live(alias: str, t: str) -> str:
-    """Not retracted, occurred on or before T, not repaired on or before T (steps 1 and 6)."""
+    """Not retracted, occurred on or before T, not repaired on or before T (spec steps 1 and 6).
+
+    A NULL ``retracted`` is taken as not retracted.
+    """
     return (
         f"({alias}.retracted IS NULL OR NOT {alias}.retracted) AND {alias}.occurred_on <= {t} "
         f"AND ({alias}.repaired_on IS NULL OR {alias}.repaired_on > {t})"
@@ -283,10 +326,10 @@ def build_query(catalog: Catalog, as_of: date, suffix: str | None = None) -> Bat
     def cols(prefix: str, names: list[str]) -> str:
         return "".join(f", {prefix}{n}" for n in names)
 
-    step = {k: f"{k}_{sfx}" for k in ("capped", "base", "scored", "combo", "onlist", "combo_lists")}
+    step = {k: f"{k}_{sfx}" for k in ("capped", "base", "scored", "combo", "onlist")}
     steps: list[Step] = []
 
-    # Step 2. A category with max_count counts per (subject, category): its records all carry
+    # scoring.md step 2. A category with max_count counts per (subject, category): its records all carry
     # the same points in the same domain, so the max_count most recent of n counting records
     # move the subtotal by min(n, max_count) times the points (which of them are kept
     # matters for explanations, not for the sums).
@@ -304,11 +347,11 @@ def build_query(catalog: Catalog, as_of: date, suffix: str | None = None) -> Bat
                 "  GROUP BY r.subject_id, r.kind, c.code",
             )
         )
-    # Steps 1-3 and 6 in one pass over every record: the subject set, the domain subtotals
+    # Steps 1-3 and 6 of scoring.md in one pass over every record: the subject set, the domain subtotals
     # and the record-triggered lists as bit masks. A record joins the rules it triggers at T
     # (counting, and one per list it names); a record that neither counts nor lists joins
     # none and only yields its subject. The capped categories' sums join the same grouping.
-    rows = (
+    inputs = (
         f"SELECT r.subject_id, r.kind{cols('u.', [*_POINTS, *masks])}\n"
         f"    FROM {src} r\n"
         f"    LEFT JOIN {name['rule']} u\n"
@@ -316,14 +359,14 @@ def build_query(catalog: Catalog, as_of: date, suffix: str | None = None) -> Bat
         f"     AND {_live('r', t)}"
     )
     if has_capped:
-        rows += f"\n    UNION ALL\n    SELECT * FROM {step['capped']}"
+        inputs += f"\n    UNION ALL\n    SELECT * FROM {step['capped']}"
     steps.append(
         Step(
             step["base"],
             "  SELECT subject_id, kind, "
             + ", ".join(f"SUM({p}) AS {p}" for p in _POINTS)
             + "".join(f", BIT_OR({m}) AS {m}" for m in masks)
-            + f"\n  FROM (\n    {rows}) x\n"
+            + f"\n  FROM (\n    {inputs}) x\n"
             "  GROUP BY subject_id, kind",
         )
     )
@@ -338,57 +381,55 @@ def build_query(catalog: Catalog, as_of: date, suffix: str | None = None) -> Bat
             materialize=True,
         )
     )
-    # Steps 5-8 depend on a subject only through its score and its list mask. There are few
-    # distinct (score, mask) combinations: grade, lists and measures are worked out once per
-    # combination and joined back on equality.
+    # Steps 5-8 depend on a subject only through its score and its list masks. There are few
+    # distinct (score, masks) combinations: grade, lists and measures are worked out once per
+    # combination, numbered 0, 1, ...; each subject row carries its combination's number.
     key = ["score", *masks]
     steps.append(
         Step(
             step["combo"],
-            f"  SELECT d.*, g.grade FROM (SELECT DISTINCT {', '.join(key)} FROM {step['scored']}) d\n"
+            f"  SELECT d.*, g.grade, ROW_NUMBER() OVER (ORDER BY {', '.join(f'd.{k}' for k in key)}) - 1 AS combo\n"
+            f"  FROM (SELECT DISTINCT {', '.join(key)} FROM {step['scored']}) d\n"
             f"  JOIN {name['grade']} g ON d.score >= g.lo AND d.score < g.hi",
+            materialize=True,
+            small=True,
         )
     )
     parts = [
-        f"  SELECT c.score{cols('c.', masks)}, b.list_code FROM {step['combo']} c\n"
+        f"  SELECT c.combo, b.list_code FROM {step['combo']} c\n"
         f"  JOIN {name['list_bit']} b ON b.word = {w} AND (c.m{w} & b.bit) <> 0"
         for w in range(len(masks))
     ]
     if has_grade_lists:
         parts.append(
-            f"  SELECT c.score{cols('c.', masks)}, gl.list_code FROM {step['combo']} c\n"
+            f"  SELECT c.combo, gl.list_code FROM {step['combo']} c\n"
             f"  JOIN {name['grade_list']} gl ON c.grade = gl.grade"
         )
     if parts:
-        on_key = " AND ".join(f"o.{k} = c.{k}" for k in key)
         steps.append(Step(step["onlist"], "\n  UNION ALL\n".join(parts)))
-        steps.append(
-            Step(
-                step["combo_lists"],
-                f"  SELECT c.score{cols('c.', masks)}, c.grade,\n"
-                "         array_sort(array_agg(DISTINCT o.list_code) FILTER (WHERE o.list_code IS NOT NULL))"
-                " AS lists,\n"
-                "         array_sort(array_agg(DISTINCT m.measure) FILTER (WHERE m.measure IS NOT NULL))"
-                " AS measures\n"
-                f"  FROM {step['combo']} c LEFT JOIN {step['onlist']} o ON {on_key}\n"
-                f"  LEFT JOIN {name['list_measure']} m ON m.list_code = o.list_code\n"
-                f"  GROUP BY c.score{cols('c.', masks)}, c.grade",
-            )
+        combos = (
+            "SELECT c.combo, MIN(c.grade) AS grade,\n"
+            "       array_sort(array_agg(DISTINCT o.list_code) FILTER (WHERE o.list_code IS NOT NULL)) AS lists,\n"
+            "       array_sort(array_agg(DISTINCT m.measure) FILTER (WHERE m.measure IS NOT NULL)) AS measures\n"
+            f"FROM {step['combo']} c LEFT JOIN {step['onlist']} o ON o.combo = c.combo\n"
+            f"LEFT JOIN {name['list_measure']} m ON m.list_code = o.list_code\n"
+            "GROUP BY c.combo\n"
+            "ORDER BY c.combo"
         )
-        lists_sel = "c.lists, c.measures"
-        final_from = step["combo_lists"]
-    else:
-        lists_sel = "NULL AS lists, NULL AS measures"  # finalize() makes them empty lists
-        final_from = step["combo"]
+    else:  # finalize() gives NULL lists as empty lists
+        combos = f"SELECT combo, grade, NULL AS lists, NULL AS measures FROM {step['combo']} ORDER BY combo"
     join_key = " AND ".join(f"s.{k} = c.{k}" for k in key)
-    final = (
-        f"SELECT s.subject_id, s.kind, '{ref}' AS catalog, {t} AS as_of, s.score, c.grade,\n"
-        "       s.gov AS government, s.com AS commercial, s.soc AS social, s.jud AS judicial,\n"
-        f"       {lists_sel}\n"
-        f"FROM {step['scored']} s JOIN {final_from} c ON {join_key}"
+    rows = (
+        f"SELECT /*+ BROADCAST(c) */ s.subject_id, s.kind, '{ref}' AS catalog, {t} AS as_of, s.score,\n"
+        "       s.gov AS government, s.com AS commercial, s.soc AS social, s.jud AS judicial, c.combo\n"
+        f"FROM {step['scored']} s JOIN {step['combo']} c ON {join_key}"
     )
     return BatchQuery(
-        steps=tuple(steps), final=final, records=records, relations={name[k]: v for k, v in rels.items()}
+        steps=tuple(steps),
+        rows=rows,
+        combos=combos,
+        records=records,
+        relations={name[k]: v for k, v in rels.items()},
     )
 
 
@@ -400,33 +441,45 @@ def _string_lists(col: pa.ChunkedArray) -> pa.ChunkedArray:
     return col
 
 
-def finalize(raw: pa.Table) -> pa.Table:
-    """The engine's output as :data:`OUTPUT_SCHEMA`: sorted by ``subject_id`` (binary, i.e.
-    code-point order), with empty lists for a subject on no list.
+def finalize(rows: pa.Table, combos: pa.Table) -> pa.Table:
+    """The engine's two results as one :data:`OUTPUT_SCHEMA` table, sorted by ``subject_id``.
 
-    The query groups by (subject, kind); two rows for one subject mean its records disagree
-    about its kind, which is refused with a ValueError.
+    ``rows`` has a row per (subject, kind) with its combination number, sorted or not;
+    ``combos`` the grade, lists and measures of combination 0, 1, ... in order. Subjects
+    end up in binary (code-point) order; "no list" (NULL) becomes an empty list. Two rows
+    for one subject mean its records disagree about its kind: refused with a ValueError.
     """
-    # Sorting here rather than in SQL keeps the list columns out of the engines' sort
-    # payload (about twice as fast on DuckDB) and spares Spark a range-partitioned sort.
-    raw = raw.sort_by("subject_id")
-    ids = raw.column("subject_id").combine_chunks()
+    # The list columns are expanded after the sort, by a take from the few combinations.
+    ids = rows.column("subject_id").combine_chunks()
     if len(ids) > 1:
-        same = pc.call_function("equal", [ids.slice(1), ids.slice(0, len(ids) - 1)])
-        if pc.call_function("any", [same]).as_py():
-            first = pc.call_function("filter", [ids.slice(1), same])[0].as_py()
-            raise ValueError(
-                f"subject {first} has records of more than one kind; "
-                "a subject is either a person or an organization."
-            )
-    columns: list[pa.ChunkedArray] = []
-    for f in OUTPUT_SCHEMA:
-        col = raw.column(f.name)
-        if f.name in ("lists", "measures"):
-            columns.append(_string_lists(col))
-        else:
-            columns.append(col.cast(f.type))
-    return pa.Table.from_arrays(columns, schema=OUTPUT_SCHEMA)
+        increasing = pc.call_function("greater", [ids.slice(1), ids.slice(0, len(ids) - 1)])
+        if not pc.call_function("all", [increasing]).as_py():  # not sorted yet, or a subject twice
+            order = pc.call_function("sort_indices", [ids])
+            rows = rows.take(order)
+            ids = ids.take(order)
+            same = pc.call_function("equal", [ids.slice(1), ids.slice(0, len(ids) - 1)])
+            if pc.call_function("any", [same]).as_py():
+                first = pc.call_function("filter", [ids.slice(1), same])[0].as_py()
+                raise ValueError(
+                    f"subject {first} has records of more than one kind; "
+                    "a subject is either a person or an organization."
+                )
+    numbers = combos.column("combo").to_pylist()
+    if numbers != list(range(len(numbers))):
+        raise RuntimeError("the engine returned the combinations out of order")
+    index = rows.column("combo").combine_chunks()
+    looked_up = {
+        "grade": combos.column("grade").combine_chunks().take(index),
+        "lists": _string_lists(combos.column("lists")).combine_chunks().take(index),
+        "measures": _string_lists(combos.column("measures")).combine_chunks().take(index),
+    }
+    columns = [
+        looked_up[f.name] if f.name in looked_up else rows.column(f.name).combine_chunks()
+        for f in OUTPUT_SCHEMA
+    ]
+    return pa.Table.from_arrays(
+        [c.cast(f.type) for c, f in zip(columns, OUTPUT_SCHEMA, strict=True)], schema=OUTPUT_SCHEMA
+    )
 
 
 def empty_result() -> pa.Table:

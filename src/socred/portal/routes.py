@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import json
 import re
+import signal
 import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -61,7 +62,7 @@ LANG_COOKIE = "lang"
 # Server-sent events: how often the ledger head is polled, how long one stream lives (the browser
 # reconnects by itself, resuming after the last event id), how often an idle stream says so.
 POLL_SECONDS = 1.0
-STREAM_SECONDS = 300.0
+STREAM_SECONDS = 120.0
 KEEPALIVE_SECONDS = 15.0
 
 router = APIRouter(include_in_schema=False)
@@ -121,7 +122,6 @@ def render(
     lang, chosen = language(request)
     tr = i18n.Translator(lang)
     html = env.get_template(template).render(
-        request_path=path if path is not None else request.url.path,
         lang=lang,
         html_lang=i18n.HTML_LANG[lang],
         _=tr.gettext,
@@ -184,7 +184,7 @@ def home(request: Request) -> Response:
         return limited
     info = _info(request)
     latest = info.announcements(page=1, per_page=6)
-    return render(request, "index.html", nav="home", latest=latest, categories=info.categories())
+    return render(request, "index.html", nav="home", latest=latest)
 
 
 @router.get("/search", response_class=HTMLResponse)
@@ -326,7 +326,7 @@ async def scoreboard_stream(request: Request, after: int = 0) -> Response:
         quiet_since = opened
         yield f"retry: 2000\nid: {seen}\nevent: ping\ndata: {{}}\n\n"
         while time.monotonic() - opened < STREAM_SECONDS:
-            if await request.is_disconnected():
+            if await request.is_disconnected() or _server_exiting():
                 return
             now_head = await run_in_threadpool(info.head_seq)
             if now_head != head:
@@ -443,6 +443,16 @@ def static(name: str) -> Response:
 @router.get("/favicon.ico")
 def favicon() -> Response:
     return static("favicon.svg")
+
+
+def _server_exiting() -> bool:
+    """Whether the uvicorn server of this process is shutting down.
+
+    uvicorn waits for open responses before it stops, and an event stream never ends by itself; its
+    signal handler is a method of the server, whose ``should_exit`` says a shutdown was asked for.
+    """
+    server = getattr(signal.getsignal(signal.SIGTERM), "__self__", None)
+    return bool(getattr(server, "should_exit", False))
 
 
 def _page(raw: str) -> int:

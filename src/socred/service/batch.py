@@ -25,6 +25,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as _pc
 import pyarrow.parquet as pq
@@ -60,6 +61,8 @@ _SELECT = (
 STREAM_ROWS = 262_144
 #: DuckDB's memory limit for the batch (environment: SOCRED_DUCKDB_MEMORY).
 DUCKDB_MEMORY = "3GB"
+#: Records per engine call at most, about (environment: SOCRED_BATCH_BUCKET_RECORDS).
+BUCKET_RECORDS = 25_000_000
 
 
 # ------------------------------------------------------------------ streaming the projection
@@ -75,30 +78,74 @@ def stream_records(platform: Platform, rows: int = STREAM_ROWS) -> Iterator[pa.R
             yield from _stream_sqlite(raw, rows)
 
 
+# One text per row, the fields joined by the unit separator (U+001F): SQLite builds it in C and Arrow
+# splits a whole chunk at once, instead of nine Python objects per row. None of these columns can
+# hold U+001F (identifiers, codes and ISO dates, all validated on the way in); a chunk that does
+# anyway is read again row by row (by rowid).
+_SEP = "\x1f"
+_SQLITE_JOINED = (
+    "SELECT "
+    + " || char(31) || ".join(
+        [
+            "rowid",
+            "record_id",
+            "source",
+            "subject_id",
+            "kind",
+            "subject_region",
+            "category",
+            "occurred_on",
+            "retracted",
+            "coalesce(repaired_on, '')",
+        ]
+    )
+    + " FROM records"
+)
+
+
 def _stream_sqlite(raw: Any, rows: int) -> Iterator[pa.RecordBatch]:
-    cur = raw.execute(_SELECT)
+    cur = raw.execute(_SQLITE_JOINED)
     try:
         while True:
             part = cur.fetchmany(rows)
             if not part:
                 return
-            cols = list(zip(*part, strict=True))
+            k = len(part)
+            fields = pc.split_pattern(pa.array([r[0] for r in part], pa.string()), _SEP).flatten()
+            if len(fields) != 10 * k:
+                yield _sqlite_slow(raw, [int(r[0].split(_SEP, 1)[0]) for r in part])
+                continue
+            col = [fields.take(pa.array(np.arange(i, 10 * k, 10))) for i in range(1, 10)]
+            repaired = pc.if_else(pc.equal(col[8], ""), pa.scalar(None, pa.string()), col[8])
             yield pa.RecordBatch.from_arrays(
                 [
-                    pa.array(cols[0], pa.string()),
-                    pa.array(cols[1], pa.string()),
-                    pa.array(cols[2], pa.string()),
-                    pa.array(cols[3], pa.string()),
-                    pa.array(cols[4], pa.string()),
-                    pa.array(cols[5], pa.string()),
-                    pa.array(cols[6], pa.string()).cast(pa.date32()),  # ISO text, as SQLAlchemy stores dates
-                    pa.array(cols[7], pa.int64()).cast(pa.bool_()),
-                    pa.array(cols[8], pa.string()).cast(pa.date32()),
+                    *col[:6],
+                    col[6].cast(pa.date32()),  # ISO text, as SQLAlchemy stores dates on SQLite
+                    pc.not_equal(col[7], "0"),
+                    repaired.cast(pa.date32()),
                 ],
                 schema=RECORD_SCHEMA,
             )
     finally:
         cur.close()
+
+
+def _sqlite_slow(raw: Any, rowids: list[int]) -> pa.RecordBatch:
+    """A chunk whose fields could not be split safely: the same rows again, field by field."""
+    rows: list[Any] = []
+    for i in range(0, len(rowids), 4000):
+        chunk = rowids[i : i + 4000]
+        rows.extend(raw.execute(f"{_SELECT} WHERE rowid IN ({','.join('?' * len(chunk))})", chunk).fetchall())
+    cols = list(zip(*rows, strict=True))
+    return pa.RecordBatch.from_arrays(
+        [
+            *(pa.array(cols[i], pa.string()) for i in range(6)),
+            pa.array(cols[6], pa.string()).cast(pa.date32()),
+            pa.array(cols[7], pa.int64()).cast(pa.bool_()),
+            pa.array(cols[8], pa.string()).cast(pa.date32()),
+        ],
+        schema=RECORD_SCHEMA,
+    )
 
 
 class _CopyStream(io.RawIOBase):
@@ -225,61 +272,108 @@ def assign_catalogs(
     return assigned, unserved
 
 
-class _Splitter:
-    """Writes each streamed row to the Parquet part of the catalog that scores its (region, kind)."""
+_HASH_WEIGHTS = (np.arange(1, 129, 2, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)) | np.uint64(1)
 
-    def __init__(self, tmp: Path, versions: list[Catalog], as_of: date, catalog_id: str | None) -> None:
+
+def subject_buckets(ids: pa.Array | pa.ChunkedArray, k: int) -> np.ndarray[Any, Any]:
+    """A bucket in [0, k) per subject_id: a hash of its bytes, the same in every batch and run."""
+    arr = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+    n = len(arr)
+    if k <= 1 or n == 0:
+        return np.zeros(n, dtype=np.int64)
+    arr = arr.cast(pa.string())
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset : arr.offset + n + 1].astype(
+        np.int64
+    )
+    lo, hi = int(offsets[0]), int(offsets[-1])
+    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[lo:hi].astype(np.uint64)
+    lengths = np.diff(offsets)
+    pos = np.arange(hi - lo, dtype=np.int64) - np.repeat(offsets[:-1] - lo, lengths)
+    weighted = data * _HASH_WEIGHTS[pos % len(_HASH_WEIGHTS)]
+    h = np.zeros(n, dtype=np.uint64)
+    nonempty = lengths > 0
+    if len(weighted):
+        h[nonempty] = np.add.reduceat(weighted, (offsets[:-1] - lo)[nonempty])
+    h ^= h >> np.uint64(31)
+    h *= np.uint64(0xBF58476D1CE4E5B9)
+    h ^= h >> np.uint64(29)
+    return (h % np.uint64(k)).astype(np.int64)
+
+
+class _Splitter:
+    """Writes each streamed row to the Parquet part that scores it: its (region, kind) group's catalog,
+    and one of ``buckets`` slices of that catalog's subjects (by a hash of subject_id), so that no
+    engine call holds more than about :data:`BUCKET_RECORDS` records, however large the country."""
+
+    def __init__(
+        self, tmp: Path, versions: list[Catalog], as_of: date, catalog_id: str | None, buckets: int
+    ) -> None:
         self.tmp = tmp
         self.versions = versions
         self.as_of = as_of
         self.catalog_id = catalog_id
-        self.group_part: dict[str, int] = {}  # "region|kind" -> part index (-1: not scored)
+        self.buckets = max(1, buckets)
+        self.group_catalog: dict[str, int] = {}  # "region|kind" -> catalog index (-1: not scored)
         self.catalogs: list[Catalog] = []
-        self.writers: list[pq.ParquetWriter] = []
+        self.writers: dict[int, pq.ParquetWriter] = {}  # catalog index * buckets + bucket
         self.unassigned: pq.ParquetWriter | None = None
         self.unserved_groups = 0
         self.records = 0
 
-    def _part_of(self, key: str) -> int:
-        got = self.group_part.get(key)
+    def path(self, part: int) -> Path:
+        return self.tmp / f"part-{part}.parquet"
+
+    def parts(self) -> list[tuple[Catalog, Path]]:
+        """(catalog, part file) of every part written, by catalog ref then bucket."""
+        out = [(self.catalogs[p // self.buckets], self.path(p)) for p in self.writers]
+        return sorted(out, key=lambda cp: (cp[0].ref, cp[1].name))
+
+    def _catalog_of(self, key: str) -> int:
+        got = self.group_catalog.get(key)
         if got is not None:
             return got
         region, kind = key.split("|", 1)
         assigned, unserved = assign_catalogs(self.versions, [(region, kind)], self.as_of, self.catalog_id)
         self.unserved_groups += unserved
         cat = assigned.get((region, kind))
-        part = -1
+        index = -1
         if cat is not None:
             refs = [c.ref for c in self.catalogs]
             if cat.ref in refs:
-                part = refs.index(cat.ref)
+                index = refs.index(cat.ref)
             else:
-                part = len(self.catalogs)
+                index = len(self.catalogs)
                 self.catalogs.append(cat)
-                self.writers.append(pq.ParquetWriter(self.tmp / f"part-{part}.parquet", RECORD_SCHEMA))
-        self.group_part[key] = part
-        return part
+        self.group_catalog[key] = index
+        return index
 
     def write(self, batch: pa.RecordBatch) -> None:
-        import numpy as np
-
         self.records += batch.num_rows
         keys = pc.binary_join_element_wise(batch.column("region"), batch.column("kind"), "|")
         encoded = pc.dictionary_encode(keys)
-        parts = np.array([self._part_of(k) for k in encoded.dictionary.to_pylist()], dtype=np.int64)
-        row_part = parts[encoded.indices.to_numpy(zero_copy_only=False)]
+        cats = np.array([self._catalog_of(k) for k in encoded.dictionary.to_pylist()], dtype=np.int64)
+        row_cat = cats[encoded.indices.to_numpy(zero_copy_only=False)]
+        row_part = np.where(
+            row_cat >= 0,
+            row_cat * self.buckets + subject_buckets(batch.column("subject_id"), self.buckets),
+            -1,
+        )
         for part in np.unique(row_part).tolist():
-            mask = pa.array(row_part == part)
-            rows = batch.filter(mask)
+            rows = batch.filter(pa.array(row_part == part))
             if part >= 0:
-                self.writers[part].write_batch(rows)
+                w = self.writers.get(part)
+                if w is None:
+                    w = self.writers[part] = pq.ParquetWriter(
+                        self.path(part), RECORD_SCHEMA, compression="lz4"
+                    )
+                w.write_batch(rows)
             else:
                 if self.unassigned is None:
                     self.unassigned = pq.ParquetWriter(self.tmp / "unassigned.parquet", RECORD_SCHEMA)
                 self.unassigned.write_batch(rows)
 
     def close(self) -> None:
-        for w in self.writers:
+        for w in self.writers.values():
             w.close()
         if self.unassigned is not None:
             self.unassigned.close()
@@ -306,11 +400,20 @@ class _Splitter:
 # ------------------------------------------------------------------ score-all
 
 
-def _backend(engine: str) -> BatchBackend:
+def _backend(engine: str, spill: Path) -> BatchBackend:
+    """The runner; DuckDB with a memory limit and a directory to spill to, so memory stays bounded."""
     if engine == "duckdb":
+        import duckdb
+
         from socred.engines.duckdb_engine import DuckDBBackend
 
-        return DuckDBBackend(memory_limit=os.environ.get("SOCRED_DUCKDB_MEMORY", DUCKDB_MEMORY))
+        class SpillingDuckDB(DuckDBBackend):
+            def _connect(self) -> duckdb.DuckDBPyConnection:
+                con = super()._connect()
+                con.execute(f"SET temp_directory = '{_sql_path(spill)}'")
+                return con
+
+        return SpillingDuckDB(memory_limit=os.environ.get("SOCRED_DUCKDB_MEMORY", DUCKDB_MEMORY))
     from socred.engines import get_backend
 
     return get_backend(engine)  # type: ignore[arg-type]
@@ -329,7 +432,12 @@ def _merge_sorted(parts: list[Path], out: Path) -> int:
         return int(pq.ParquetFile(out).metadata.num_rows)
     import duckdb
 
-    con = duckdb.connect(config={"memory_limit": os.environ.get("SOCRED_DUCKDB_MEMORY", DUCKDB_MEMORY)})
+    con = duckdb.connect(
+        config={
+            "memory_limit": os.environ.get("SOCRED_DUCKDB_MEMORY", DUCKDB_MEMORY),
+            "temp_directory": str(parts[0].parent / "spill"),
+        }
+    )
     n = 0
     try:
         files = ", ".join(f"'{_sql_path(p)}'" for p in parts)
@@ -353,17 +461,28 @@ def score_batches(
     as_of: date,
     catalog_id: str | None,
     engine: str,
+    expected_records: int = 0,
 ) -> dict[str, Any]:
-    """Score the records of ``batches`` (:data:`RECORD_SCHEMA`) into ``out``; the summary of score-all."""
+    """Score the records of ``batches`` (:data:`RECORD_SCHEMA`) into ``out``; the summary of score-all.
+
+    ``expected_records`` (an estimate is enough) decides how many subject buckets each catalog's
+    records are cut into, so that one engine call scores at most about :data:`BUCKET_RECORDS`.
+    """
     if catalog_id is not None and not any(c.id == catalog_id for c in versions):
         raise ScoringError(f"no active catalog with id {catalog_id!r} is loaded")
     started = time.perf_counter()
-    backend = _backend(engine)
     per_catalog: dict[str, int] = {}
     timings: dict[str, float] = {}
-    with tempfile.TemporaryDirectory(prefix="socred-batch-") as tmp_name:
+    per_bucket = int(os.environ.get("SOCRED_BATCH_BUCKET_RECORDS", BUCKET_RECORDS))
+    buckets = max(1, -(-expected_records // per_bucket))
+    # On a Spark cluster the per-catalog parts must be readable by every executor: point
+    # SOCRED_BATCH_TMP at a file system they share (the default is the local temp directory).
+    with tempfile.TemporaryDirectory(
+        prefix="socred-batch-", dir=os.environ.get("SOCRED_BATCH_TMP")
+    ) as tmp_name:
         tmp = Path(tmp_name)
-        splitter = _Splitter(tmp, versions, as_of, catalog_id)
+        backend = _backend(engine, tmp / "spill")
+        splitter = _Splitter(tmp, versions, as_of, catalog_id, buckets)
         try:
             for batch in batches:
                 splitter.write(batch)
@@ -372,17 +491,16 @@ def score_batches(
         timings["stream_and_split"] = round(time.perf_counter() - started, 3)
         unserved = splitter.unserved_subjects()
         results: list[Path] = []
-        order = sorted(range(len(splitter.catalogs)), key=lambda i: splitter.catalogs[i].ref)
         t0 = time.perf_counter()
-        for i in order:
-            cat = splitter.catalogs[i]
-            table = backend.score(tmp / f"part-{i}.parquet", cat, as_of)
-            per_catalog[cat.ref] = table.num_rows
+        for i, (cat, part) in enumerate(splitter.parts()):
+            table = backend.score(part, cat, as_of)
+            per_catalog[cat.ref] = per_catalog.get(cat.ref, 0) + table.num_rows
             if table.num_rows:
                 path = tmp / f"result-{i}.parquet"
                 pq.write_table(table, path)
                 results.append(path)
             del table
+            part.unlink()
         timings["score"] = round(time.perf_counter() - t0, 3)
         t0 = time.perf_counter()
         subjects = _merge_sorted(results, out)
@@ -396,6 +514,7 @@ def score_batches(
         "unserved_subjects": unserved,
         "out": str(out),
         "seconds": round(time.perf_counter() - started, 3),
+        "buckets": buckets,
         "timings": timings,
     }
 
@@ -409,7 +528,11 @@ def score_all(
     versions = platform.catalogs()
     if catalog_id is not None and not any(c.id == catalog_id for c in versions):
         raise ScoringError(f"no active catalog with id {catalog_id!r} is loaded")
-    return score_batches(stream_records(platform), versions, out, as_of, catalog_id, engine)
+    with platform.engine.connect() as conn:
+        from socred.store import repo
+
+        entries = repo.head(conn)[0]  # at least as many ledger entries as records: enough to size buckets
+    return score_batches(stream_records(platform), versions, out, as_of, catalog_id, engine, entries)
 
 
 def dataset_batches(path: Path, rows: int = STREAM_ROWS) -> Iterator[pa.RecordBatch]:
@@ -417,7 +540,10 @@ def dataset_batches(path: Path, rows: int = STREAM_ROWS) -> Iterator[pa.RecordBa
     import pyarrow.dataset as ds
 
     dataset = ds.dataset(str(path), format="parquet", partitioning="hive")
-    for batch in dataset.to_batches(columns=RECORD_SCHEMA.names, batch_size=rows):
+    # little read-ahead: the scanner's defaults (4 files, 16 batches) hold gigabytes at national scale
+    for batch in dataset.to_batches(
+        columns=RECORD_SCHEMA.names, batch_size=rows, batch_readahead=2, fragment_readahead=1
+    ):
         yield pa.RecordBatch.from_arrays(
             [batch.column(name).cast(RECORD_SCHEMA.field(name).type) for name in RECORD_SCHEMA.names],
             schema=RECORD_SCHEMA,
@@ -428,4 +554,7 @@ def score_dataset(
     path: Path, versions: list[Catalog], out: Path, as_of: date, catalog_id: str | None, engine: str
 ) -> dict[str, Any]:
     """score-all over an exported Parquet dataset instead of the database (a Spark cluster's input)."""
-    return score_batches(dataset_batches(path), versions, out, as_of, catalog_id, engine)
+    import pyarrow.dataset as ds
+
+    expected = ds.dataset(str(path), format="parquet", partitioning="hive").count_rows()
+    return score_batches(dataset_batches(path), versions, out, as_of, catalog_id, engine, expected)

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
 import secrets
 import threading
@@ -88,10 +89,13 @@ __all__ = [
     "shown_until",
 ]
 
+log = logging.getLogger("socred.public")
+
 PER_PAGE = 20
 MAX_PAGE = 10_000
 SEARCH_CANDIDATES = 200
 HISTORY_MONTHS = 12
+BATCH_STATISTICS = 50_000  # records: above this, statistics score everybody on the batch engine
 _RESIDENT_LIKE = re.compile(r"(?<![0-9A-Za-z])(\d{4})\d{10}(\d{3}[0-9Xx])(?![0-9A-Za-z])")
 _REGION_FILTER = re.compile(r"^\d{2}(\d{2}){0,2}$")
 _CATEGORY = re.compile(r"^[A-Z0-9_]{1,64}$")
@@ -160,6 +164,7 @@ class Rules:
             live = [c for c in self.catalogs if c.id == cid and c.effective_from <= today]
             self._effective[cid] = max(live, key=lambda c: c.version) if live else None
         self._by_region: dict[str, Catalog | None] = {}
+        self._conditions: dict[tuple[bool, str | None], ColumnElement[bool]] = {}
 
     def catalog_for(self, region: str) -> Catalog | None:
         """The catalog scoring subjects of ``region`` today (as :func:`scoring.select_catalog`), or None."""
@@ -197,40 +202,53 @@ class Rules:
         return out
 
     def condition(self, *, warnings_only: bool = False, category: str | None = None) -> ColumnElement[bool]:
-        """The rule as a condition on ``records``: the same answer as :meth:`shown`, row by row."""
+        """The rule as a condition on ``records``: the same answer as :meth:`shown`, row by row.
+
+        A nested CASE gives each row the first day from which it is no longer too old to be shown:
+        the outer level picks the serving catalog by region prefix (longest first), the inner level
+        the category (and kind) within it. Rows no catalog shows get NULL, which compares false. An
+        indexed range on ``occurred_on`` and a category list narrow the rows before the CASE runs.
+        """
+        key = (warnings_only, category)
+        held = self._conditions.get(key)
+        if held is not None:
+            return held
         r = t.records
-        whens: list[tuple[ColumnElement[bool], Any]] = []
-        some = False
+        outer: list[tuple[ColumnElement[bool], Any]] = []
+        codes: set[str] = set()
+        earliest = self.today
         for prefix in self._prefixes:
-            in_region: ColumnElement[bool] = (
-                r.c.subject_region.startswith(prefix) if prefix else literal(True)
-            )
             catalog = self._effective[self._owner[prefix]]
-            if catalog is not None:
-                for code, cat in catalog.categories.items():
-                    days = publicity_days(cat)
-                    if days == 0 or (warnings_only and cat.points >= 0) or (category and code != category):
-                        continue
-                    first_day = self.today - timedelta(days=days - 1)
-                    some = True
-                    whens.append(
-                        (
-                            and_(in_region, r.c.category == code, r.c.kind.in_(sorted(cat.subjects))),
-                            literal(first_day, Date),
-                        )
-                    )
-            whens.append((in_region, null()))
-            if not prefix:
-                break  # "" serves every region: nothing after it can match
-        if not some:
-            return false()
-        first_shown = case(*whens, else_=null())
-        return and_(
-            not_(r.c.retracted),
-            or_(r.c.repaired_on.is_(None), r.c.repaired_on > self.today),
-            r.c.occurred_on <= self.today,
-            r.c.occurred_on >= first_shown,
-        )
+            inner: list[tuple[ColumnElement[bool], Any]] = []
+            for code, cat in catalog.categories.items() if catalog is not None else ():
+                days = publicity_days(cat)
+                if days == 0 or (warnings_only and cat.points >= 0) or (category and code != category):
+                    continue
+                first_day = self.today - timedelta(days=days - 1)
+                earliest = min(earliest, first_day)
+                codes.add(code)
+                test = r.c.category == code
+                if len(cat.subjects) < 2:
+                    test = and_(test, r.c.kind.in_(sorted(cat.subjects)))
+                inner.append((test, literal(first_day, Date)))
+            value: Any = case(*inner, else_=null()) if inner else null()
+            if not prefix:  # "" serves every region: nothing after it can match
+                outer.append((literal(True), value))
+                break
+            outer.append((func.substr(r.c.subject_region, 1, len(prefix)) == prefix, value))
+        if not codes:
+            cond: ColumnElement[bool] = false()
+        else:
+            cond = and_(
+                r.c.occurred_on >= earliest,
+                r.c.occurred_on <= self.today,
+                r.c.category.in_(sorted(codes)),
+                not_(r.c.retracted),
+                or_(r.c.repaired_on.is_(None), r.c.repaired_on > self.today),
+                r.c.occurred_on >= case(*outer, else_=null()),
+            )
+        self._conditions[key] = cond
+        return cond
 
 
 # ------------------------------------------------------------------ opaque references to persons
@@ -410,6 +428,8 @@ class PublicInfo:
         self._providers: _Cached | None = None
         self._stats: _Cached | None = None
         self._has_receipts: bool | None = None
+        self._counts: dict[tuple[Any, ...], int] = {}
+        self._stats_lock = threading.Lock()
 
     # -------------------------------------------------------------- shared state
 
@@ -789,7 +809,15 @@ class PublicInfo:
         if date_to is not None:
             cond = and_(cond, r.c.occurred_on <= date_to)
         with self.engine.connect() as conn:
-            total = int(conn.execute(select(func.count()).select_from(r).where(cond)).scalar_one())
+            head = conn.execute(select(t.ledger_head.c.seq).where(t.ledger_head.c.id == 1)).scalar()
+            key = (rules, head, region, code, date_from, date_to)
+            total = self._counts.get(key)
+            if total is None:  # the count scans every candidate row: kept until the ledger moves
+                total = int(conn.execute(select(func.count()).select_from(r).where(cond)).scalar_one())
+                with self._lock:
+                    if len(self._counts) > 256:
+                        self._counts.clear()
+                    self._counts[key] = total
             rows = conn.execute(
                 select(*_COLUMNS, r.c.subject_name)
                 .where(cond)
@@ -836,31 +864,123 @@ class PublicInfo:
     # -------------------------------------------------------------- statistics
 
     def statistics(self, today: date | None = None) -> dict[str, Any]:
-        """Aggregates only (no subject is named): cached per ledger size, recomputed at most every
-        ``stats_ttl`` seconds while the ledger grows."""
+        """Aggregates only (no subject is named), as of the ledger size they were computed at.
+
+        Cached per ledger size. While the ledger grows, the last figures are served (they name their
+        ``ledger_size``) and fresh ones are computed in the background at most every ``stats_ttl``
+        seconds, so a page never waits for a scoring pass it has already seen the result of.
+        """
         rules = self.rules(today)
         seq = self.head_seq()
-        now = time.monotonic()
         cached = self._stats
-        if (
-            cached is not None
-            and cached.key[1] is rules
-            and (cached.key[0] == seq or now - cached.at < self.stats_ttl)
-        ):
-            fresh: dict[str, Any] = cached.value
-            return fresh
+        if cached is None or cached.key[1] is not rules:
+            with self._stats_lock:  # computed once, also when several requests arrive together
+                cached = self._stats
+                if cached is None or cached.key[1] is not rules:
+                    return self._store_statistics(rules, seq)
+        elif cached.key[0] != seq and time.monotonic() - cached.at >= self.stats_ttl:
+            if self.stats_ttl <= 0:
+                with self._stats_lock:
+                    return self._store_statistics(rules, seq)
+            self._refresh_in_background(rules, seq)
+        value: dict[str, Any] = cached.value
+        return value
+
+    def warm(self) -> None:
+        """Compute the statistics in the background (a server calls this when it starts)."""
+        self._refresh_in_background(self.rules(), self.head_seq())
+
+    def _refresh_in_background(self, rules: Rules, seq: int) -> None:
+        if not self._stats_lock.acquire(blocking=False):
+            return  # already being computed
+
+        def run() -> None:
+            try:
+                self._store_statistics(rules, seq)
+            except Exception:  # the next request tries again; the stale figures stay meanwhile
+                log.exception("computing public statistics failed")
+            finally:
+                self._stats_lock.release()
+
+        threading.Thread(target=run, name="socred-public-stats", daemon=True).start()
+
+    def _store_statistics(self, rules: Rules, seq: int) -> dict[str, Any]:
         value = self._compute_statistics(rules, seq)
-        self._stats = _Cached((seq, rules), now, value)
+        self._stats = _Cached((seq, rules), time.monotonic(), value)
         return value
 
     def _compute_statistics(self, rules: Rules, seq: int) -> dict[str, Any]:
         r = t.records
         months = _month_starts(rules.today, 12)
         month_keys = [f"{m.year:04d}-{m.month:02d}" for m in months]
-        by_subject: dict[str, list[ScoringRecord]] = {}
-        kinds: dict[str, tuple[str, str]] = {}
+        year, month = func.extract("year", r.c.occurred_on), func.extract("month", r.c.occurred_on)
+        with self.engine.connect() as conn:
+            kinds: dict[str, int] = {
+                str(k): int(n)
+                for k, n in conn.execute(select(t.subjects.c.kind, func.count()).group_by(t.subjects.c.kind))
+            }
+            total = int(conn.execute(select(func.count()).select_from(r)).scalar_one())
+            shown = int(
+                conn.execute(select(func.count()).select_from(r).where(rules.condition())).scalar_one()
+            )
+            monthly = conn.execute(
+                select(r.c.source, year, month, func.count())
+                .where(not_(r.c.retracted), r.c.occurred_on >= months[0], r.c.occurred_on <= rules.today)
+                .group_by(r.c.source, year, month)
+            ).all()
+            receipts = self._receipts(conn)
         counts: dict[str, dict[str, int]] = {}
-        shown = 0
+        for source, y, m, n in monthly:
+            row = counts.setdefault(str(source), dict.fromkeys(month_keys, 0))
+            key = f"{int(y):04d}-{int(m):02d}"
+            if key in row:
+                row[key] += int(n)
+        grade_order: list[str] = []
+        for c in rules.catalogs:
+            grade_order += [b.grade for b in c.grades if b.grade not in grade_order]
+        if total > BATCH_STATISTICS:
+            grades, lists = self._grades_batch(rules)
+        else:
+            grades, lists = self._grades_python(rules)
+        titles = {code: ld for c in rules.catalogs for code, ld in c.lists.items()}
+        providers = self.providers()
+        return {
+            "as_of": rules.today.isoformat(),
+            "ledger_size": seq,
+            "subjects": {k: int(kinds.get(k, 0)) for k in ("person", "organization")},
+            "records": total,
+            "records_shown": shown,
+            "months": month_keys,
+            "records_by_provider": [
+                {"provider": code, "name": providers.get(code, code), "counts": [n[m] for m in month_keys]}
+                for code, n in sorted(counts.items())
+            ],
+            "grades": grade_order,
+            "subjects_by_grade": {
+                kind: {g: grades.get((kind, g), 0) for g in grade_order}
+                for kind in ("person", "organization")
+            },
+            "lists": sorted(
+                (
+                    {
+                        "code": code,
+                        "kind": titles[code].kind,
+                        "title": titles[code].title,
+                        "person": lists.get((code, "person"), 0),
+                        "organization": lists.get((code, "organization"), 0),
+                    }
+                    for code in sorted({code for code, _ in lists})
+                    if code in titles
+                ),
+                key=lambda e: (e["kind"] != "black", e["code"]),
+            ),
+            "checks": receipts,
+        }
+
+    def _grades_python(self, rules: Rules) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]:
+        """(kind, grade) and (list, kind) counts, scoring subject by subject (small populations)."""
+        r = t.records
+        by_subject: dict[str, tuple[str, str, list[ScoringRecord]]] = {}
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(
@@ -876,78 +996,54 @@ class PublicInfo:
                 )
             )
             for row in rows:
-                occ = _day(row.occurred_on)
-                rec = ScoringRecord(
-                    row.record_id,
-                    row.source,
-                    row.category,
-                    occ,
-                    bool(row.retracted),
-                    _day(row.repaired_on) if row.repaired_on is not None else None,
+                entry = by_subject.setdefault(row.subject_id, (row.kind, row.subject_region, []))
+                entry[2].append(
+                    ScoringRecord(
+                        row.record_id,
+                        row.source,
+                        row.category,
+                        _day(row.occurred_on),
+                        bool(row.retracted),
+                        _day(row.repaired_on) if row.repaired_on is not None else None,
+                    )
                 )
-                by_subject.setdefault(row.subject_id, []).append(rec)
-                kinds[row.subject_id] = (row.kind, row.subject_region)
-                if not rec.retracted and occ >= months[0]:
-                    mk = f"{occ.year:04d}-{occ.month:02d}"
-                    counts.setdefault(row.source, dict.fromkeys(month_keys, 0))
-                    if mk in counts[row.source]:
-                        counts[row.source][mk] += 1
-                if is_shown(
-                    rules.category(row.subject_region, row.category, row.kind),
-                    occ,
-                    rec.retracted,
-                    rec.repaired_on,
-                    rules.today,
-                ):
-                    shown += 1
-            receipts = self._receipts(conn)
-        grades: dict[str, dict[str, int]] = {"person": {}, "organization": {}}
-        list_sizes: dict[str, dict[str, Any]] = {}
-        grade_order: list[str] = []
-        for c in rules.catalogs:
-            for band in c.grades:
-                if band.grade not in grade_order:
-                    grade_order.append(band.grade)
-        for sid, recs in by_subject.items():
-            kind, region = kinds[sid]
+        grades: dict[tuple[str, str], int] = {}
+        lists: dict[tuple[str, str], int] = {}
+        for sid, (kind, region, recs) in by_subject.items():
             catalog = rules.catalog_for(region)
             if catalog is None:
                 continue
             result = scoring.score(catalog, sid, kind, recs, rules.today)
-            bucket = grades.setdefault(kind, {})
-            bucket[result.grade] = bucket.get(result.grade, 0) + 1
+            grades[(kind, result.grade)] = grades.get((kind, result.grade), 0) + 1
             for m in result.lists:
-                entry = list_sizes.setdefault(
-                    m.code,
-                    {
-                        "code": m.code,
-                        "kind": m.kind,
-                        "title": catalog.lists[m.code].title,
-                        "person": 0,
-                        "organization": 0,
-                    },
-                )
-                entry[kind] = entry.get(kind, 0) + 1
-        providers = self.providers()
-        return {
-            "as_of": rules.today.isoformat(),
-            "ledger_size": seq,
-            "subjects": {k: sum(1 for v in kinds.values() if v[0] == k) for k in ("person", "organization")},
-            "records": sum(len(v) for v in by_subject.values()),
-            "records_shown": shown,
-            "months": month_keys,
-            "records_by_provider": [
-                {"provider": code, "name": providers.get(code, code), "counts": [n[m] for m in month_keys]}
-                for code, n in sorted(counts.items())
-            ],
-            "grades": list(grade_order),
-            "subjects_by_grade": {
-                kind: {g: grades.get(kind, {}).get(g, 0) for g in grade_order}
-                for kind in ("person", "organization")
-            },
-            "lists": sorted(list_sizes.values(), key=lambda e: (e["kind"] != "black", e["code"])),
-            "checks": receipts,
-        }
+                lists[(m.code, kind)] = lists.get((m.code, kind), 0) + 1
+        return grades, lists
+
+    def _grades_batch(self, rules: Rules) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]:
+        """The same counts from the batch engine (``score-all`` on DuckDB) for large populations."""
+        import tempfile
+        from pathlib import Path
+
+        import pyarrow.parquet as pq
+
+        from socred.service.batch import score_all
+
+        with tempfile.TemporaryDirectory(prefix="socred-stats-") as tmp:
+            out = Path(tmp) / "scores.parquet"
+            score_all(self.platform, out, rules.today, None, "duckdb")
+            table = pq.read_table(out, columns=["kind", "grade", "lists"])
+        grades: dict[tuple[str, str], int] = {}
+        lists: dict[tuple[str, str], int] = {}
+        for kind, grade, held in zip(
+            table.column("kind").to_pylist(),
+            table.column("grade").to_pylist(),
+            table.column("lists").to_pylist(),
+            strict=True,
+        ):
+            grades[(kind, grade)] = grades.get((kind, grade), 0) + 1
+            for code in held or ():
+                lists[(code, kind)] = lists.get((code, kind), 0) + 1
+        return grades, lists
 
     def _receipts(self, conn: Connection) -> list[dict[str, Any]] | None:
         if self._has_receipts is None:

@@ -321,6 +321,19 @@ def load_states(conn: Connection, source: str, record_ids: Iterable[str]) -> dic
             )
             rows = cur.fetchall()
     else:
+        if len(ids) > 64:
+            # Files usually carry a provider's new ids in ascending runs: one range scan of the
+            # primary key tells which of them may exist (often none) far cheaper than a probe per id.
+            # SQLite compares text as UTF-8 bytes, which orders like Python's str.
+            ids.sort()
+            cap = 2 * len(ids)
+            found = raw.execute(
+                "SELECT record_id FROM records WHERE source = ? AND record_id >= ? AND record_id <= ? LIMIT ?",
+                (source, ids[0], ids[-1], cap + 1),
+            ).fetchall()
+            if len(found) <= cap:
+                wanted = set(ids)
+                ids = [r[0] for r in found if r[0] in wanted]
         rows = []
         for i in range(0, len(ids), _SQLITE_IN_CHUNK):
             chunk = ids[i : i + _SQLITE_IN_CHUNK]

@@ -34,7 +34,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
@@ -243,95 +243,113 @@ def find_by_id(conn: Connection, subject_id: str) -> Hit | None:
 def find_by_name(conn: Connection, query: str, limit: int = 50) -> list[Hit]:
     """Subjects whose name matches ``query`` (normalised first), best first, at most ``limit``.
 
-    Ties within a tier are broken by name length, then name, then identifier.
+    Within a tier, ties are broken by name length, then name, then identifier; ``similar`` hits by
+    similarity first.
     """
     q = normalise_query(query)[:MAX_QUERY]
     if not q or limit <= 0:
         return []
+    ix = _Index(conn)
     found: dict[str, Hit] = {}
-    sqlite = conn.dialect.name == "sqlite"
-    fts = sqlite and _has_fts(conn)
-    trgm = None if sqlite else _trgm_schema(conn)
 
-    def add(rows: Iterable[tuple[str, str, str, str]], how: Match) -> None:
+    def add(rows: Iterable[Any], how: Match | None = None) -> None:
         for sid, kind, region, name in rows:
             if sid not in found:
-                m: Match = how
-                if how != "similar":
-                    m = "exact" if name == q else "prefix" if name.startswith(q) else "substring"
+                m: Match = how or ("exact" if name == q else "prefix" if name.startswith(q) else "substring")
                 found[sid] = Hit(sid, kind, region, name, m)
 
-    # exact and prefix: the B-tree on subjects.name
-    if sqlite:
-        rows = conn.execute(
-            text(
-                "SELECT subject_id, kind, region, name FROM subjects"
-                " WHERE name >= :q AND name < :hi ORDER BY name LIMIT :n"
-            ),
-            {"q": q, "hi": q + _TOP, "n": limit},
-        ).all()
-    else:
-        rows = conn.execute(
-            text(
-                "SELECT subject_id, kind, region, name FROM subjects"
-                " WHERE name LIKE :p ESCAPE '\\' ORDER BY name LIMIT :n"
-            ),
-            {"p": _like_escape(q) + "%", "n": limit},
-        ).all()
-    add(rows, "prefix")
-
-    # substring: trigram indexes for 3+ characters, a bounded scan below that
+    add(ix.prefixed(q, limit))
     want = max(limit * 4, 200)
     if len(found) < limit:
-        if fts and len(q) >= 3:
-            rows = conn.execute(
-                text(
-                    "SELECT x.subject_id, x.kind, x.region, x.name FROM subjects_fts"
-                    " JOIN subject_search x ON x.id = subjects_fts.rowid"
-                    " WHERE subjects_fts MATCH :m LIMIT :n"
-                ),
-                {"m": _fts_phrase(q), "n": want},
-            ).all()
-        elif sqlite:
-            rows = conn.execute(
-                text(
-                    "SELECT subject_id, kind, region, name FROM subjects WHERE instr(name, :q) > 0 LIMIT :n"
-                ),
-                {"q": q, "n": want},
-            ).all()
-        else:
-            rows = conn.execute(
-                text(
-                    "SELECT subject_id, kind, region, name FROM subjects"
-                    " WHERE name ILIKE :p ESCAPE '\\' LIMIT :n"
-                ),
-                {"p": "%" + _like_escape(q) + "%", "n": want},
-            ).all()
-        add(rows, "substring")
-
-    # similar: shared trigrams (a typo, a missing or extra character)
+        add(ix.containing(q, want))
     grams = sorted(trigrams(q))
-    if len(found) < limit and grams:
-        if fts:
-            match = " OR ".join(_fts_phrase(g) for g in grams[:32])
-            rows = conn.execute(
-                text(
-                    "SELECT x.subject_id, x.kind, x.region, x.name FROM subjects_fts"
-                    " JOIN subject_search x ON x.id = subjects_fts.rowid"
-                    " WHERE subjects_fts MATCH :m ORDER BY rank LIMIT :n"
-                ),
-                {"m": match, "n": want},
-            ).all()
-            add(((r[0], r[1], r[2], r[3]) for r in rows if similarity(q, r[3]) >= SIMILARITY), "similar")
-        elif trgm is not None:
-            s = _quote_ident(trgm)
-            rows = conn.execute(
-                text(
-                    "SELECT subject_id, kind, region, name FROM subjects"
-                    f" WHERE name OPERATOR({s}.%) :q ORDER BY {s}.similarity(name, :q) DESC LIMIT :n"
-                ),
-                {"q": q, "n": want},
-            ).all()
-            add(rows, "similar")
+    if len(found) < limit and grams and ix.trigram_index:
+        add((r for r in ix.similar(grams) if similarity(q, r[3]) >= SIMILARITY), "similar")
+    ranked = sorted(found.values(), key=Hit.sort_key)
+    similar = sorted((h for h in ranked if h.match == "similar"), key=lambda h: -similarity(q, h.name))
+    return ([h for h in ranked if h.match != "similar"] + similar)[:limit]
 
-    return sorted(found.values(), key=Hit.sort_key)[:limit]
+
+GRAM_PROBE = 2000  # a trigram in more names than this is too common to find a misspelt name by
+SIMILAR_POOL = 5000  # names compared with the query, at most
+_COLS = "subject_id, kind, region, name"
+
+
+class _Index:
+    """The three look-ups, as this database serves them."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.sqlite = conn.dialect.name == "sqlite"
+        self.trigram_index = _has_fts(conn) if self.sqlite else _trgm_schema(conn) is not None
+
+    def _rows(self, sql: str, **params: Any) -> list[Any]:
+        return list(self.conn.execute(text(sql), params).all())
+
+    def prefixed(self, q: str, n: int) -> list[Any]:
+        """Exact names first, then names starting with ``q``: B-tree look-ups."""
+        if self.sqlite:  # a range scan of ix_subjects_name is already in name order, exact first
+            return self._rows(
+                f"SELECT {_COLS} FROM subjects WHERE name >= :q AND name < :hi ORDER BY name LIMIT :n",
+                q=q,
+                hi=q + _TOP,
+                n=n,
+            )
+        exact = self._rows(f"SELECT {_COLS} FROM subjects WHERE name = :q LIMIT :n", q=q, n=n)
+        return exact + self._rows(
+            f"SELECT {_COLS} FROM subjects WHERE name LIKE :p ESCAPE '\\' LIMIT :n",
+            p=_like_escape(q) + "%",
+            n=n,
+        )
+
+    def containing(self, q: str, n: int) -> list[Any]:
+        """Names containing ``q``: the trigram index from 3 characters on, a bounded scan below."""
+        if not self.sqlite:
+            return self._rows(
+                f"SELECT {_COLS} FROM subjects WHERE name ILIKE :p ESCAPE '\\' LIMIT :n",
+                p="%" + _like_escape(q) + "%",
+                n=n,
+            )
+        if self.trigram_index and len(q) >= 3:
+            return self._fts(_fts_phrase(q), n)
+        return self._rows(f"SELECT {_COLS} FROM subjects WHERE instr(name, :q) > 0 LIMIT :n", q=q, n=n)
+
+    def _fts(self, match: str, n: int) -> list[Any]:
+        return self._rows(
+            "SELECT x.subject_id, x.kind, x.region, x.name FROM subjects_fts"
+            " JOIN subject_search x ON x.id = subjects_fts.rowid WHERE subjects_fts MATCH :m LIMIT :n",
+            m=match,
+            n=n,
+        )
+
+    def _frequency(self, gram: str) -> int:
+        """In how many names ``gram`` occurs, counted up to GRAM_PROBE + 1."""
+        if self.sqlite:
+            sql = "SELECT count(*) FROM (SELECT 1 FROM subjects_fts WHERE subjects_fts MATCH :m LIMIT :cap) c"
+            value = _fts_phrase(gram)
+        else:
+            sql = "SELECT count(*) FROM (SELECT 1 FROM subjects WHERE name ILIKE :m ESCAPE '\\' LIMIT :cap) c"
+            value = "%" + _like_escape(gram) + "%"
+        return int(self.conn.execute(text(sql), {"m": value, "cap": GRAM_PROBE + 1}).scalar_one())
+
+    def similar(self, grams: list[str]) -> list[Any]:
+        """Candidates sharing the query's rarer trigrams (the caller keeps the similar ones).
+
+        Each trigram's frequency is probed; the rarest are ORed until SIMILAR_POOL names would be
+        exceeded, so a common trigram ("有限公") never drags in a quarter of the index.
+        """
+        counted = sorted((n, g) for g in grams[:32] if 0 < (n := self._frequency(g)) <= GRAM_PROBE)
+        chosen: list[str] = []
+        total = 0
+        for n, g in counted:
+            if total + n > SIMILAR_POOL:
+                break
+            chosen.append(g)
+            total += n
+        if not chosen:
+            return []
+        if self.sqlite:
+            return self._fts(" OR ".join(_fts_phrase(g) for g in chosen), SIMILAR_POOL)
+        params = {f"g{i}": "%" + _like_escape(g) + "%" for i, g in enumerate(chosen)}
+        where = " OR ".join(f"name ILIKE :g{i} ESCAPE '\\'" for i in range(len(chosen)))
+        return self._rows(f"SELECT {_COLS} FROM subjects WHERE {where} LIMIT :n", n=SIMILAR_POOL, **params)
