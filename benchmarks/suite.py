@@ -882,7 +882,7 @@ def run_suite(cfg: Config) -> Results:
     results = Results(
         {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items() if k != "say"}, machine()
     )
-    results.config["command"] = " ".join(sys.argv)
+    results.config["command"] = " ".join(["python -m benchmarks", *sys.argv[1:]])
     data = generate(cfg)
     results.config["records"] = manifest(data)["records"]
     results.config["subjects"] = manifest(data)["subjects"]

@@ -540,7 +540,12 @@ def demo(
 
             try:
                 spec = ScaleSpec(
-                    subjects, records, seed, changes=changes, projection=projection, rows_per_file=rows_per_file
+                    subjects,
+                    records,
+                    seed,
+                    changes=changes,
+                    projection=projection,
+                    rows_per_file=rows_per_file,
                 )
                 emit(write_dataset(out_dir, spec, progress=advance))
             except ValueError as e:

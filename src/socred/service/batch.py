@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import io
 import os
+import queue
 import shutil
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -103,17 +105,62 @@ _SQLITE_JOINED = (
 )
 
 
-def _stream_sqlite(raw: Any, rows: int) -> Iterator[pa.RecordBatch]:
-    cur = raw.execute(_SQLITE_JOINED)
+def _prefetch(fetch: Callable[[], Any], depth: int = 2) -> Generator[Any, None, None]:
+    """Items of ``fetch()`` (until it returns None), fetched by a thread ahead of the consumer.
+
+    SQLite releases the GIL while it steps through rows, so reading the next chunk overlaps
+    with the Arrow work on the current one.
+    """
+    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> None:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def run() -> None:
+        try:
+            while not stop.is_set():
+                item = fetch()
+                put(item)
+                if item is None:
+                    return
+        except BaseException as e:  # handed to the consumer
+            put(e)
+
+    worker = threading.Thread(target=run, name="socred-stream", daemon=True)
+    worker.start()
     try:
         while True:
-            part = cur.fetchmany(rows)
-            if not part:
+            item = q.get()
+            if item is None:
                 return
-            k = len(part)
-            fields = pc.split_pattern(pa.array([r[0] for r in part], pa.string()), _SEP).flatten()
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
+def _stream_sqlite(raw: Any, rows: int) -> Iterator[pa.RecordBatch]:
+    cur = raw.execute(_SQLITE_JOINED)
+
+    def fetch() -> pa.Array | None:
+        part = cur.fetchmany(rows)
+        return pa.array([r[0] for r in part], pa.string()) if part else None
+
+    chunks = _prefetch(fetch)
+    try:
+        for joined in chunks:
+            k = len(joined)
+            fields = pc.split_pattern(joined, _SEP).flatten()
             if len(fields) != 10 * k:
-                yield _sqlite_slow(raw, [int(r[0].split(_SEP, 1)[0]) for r in part])
+                yield _sqlite_slow(raw, [int(t.split(_SEP, 1)[0]) for t in joined.to_pylist()])
                 continue
             col = [fields.take(pa.array(np.arange(i, 10 * k, 10))) for i in range(1, 10)]
             repaired = pc.if_else(pc.equal(col[8], ""), pa.scalar(None, pa.string()), col[8])
@@ -127,6 +174,7 @@ def _stream_sqlite(raw: Any, rows: int) -> Iterator[pa.RecordBatch]:
                 schema=RECORD_SCHEMA,
             )
     finally:
+        chunks.close()  # stops and joins the reading thread before the cursor goes
         cur.close()
 
 
@@ -286,14 +334,19 @@ def subject_buckets(ids: pa.Array | pa.ChunkedArray, k: int) -> np.ndarray[Any, 
         np.int64
     )
     lo, hi = int(offsets[0]), int(offsets[-1])
-    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[lo:hi].astype(np.uint64)
+    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[lo:hi]
     lengths = np.diff(offsets)
-    pos = np.arange(hi - lo, dtype=np.int64) - np.repeat(offsets[:-1] - lo, lengths)
-    weighted = data * _HASH_WEIGHTS[pos % len(_HASH_WEIGHTS)]
-    h = np.zeros(n, dtype=np.uint64)
-    nonempty = lengths > 0
-    if len(weighted):
-        h[nonempty] = np.add.reduceat(weighted, (offsets[:-1] - lo)[nonempty])
+    width = int(lengths[0])
+    if 0 < width <= len(_HASH_WEIGHTS) and bool((lengths == width).all()):
+        # the usual case: every identifier has 18 characters
+        h = (data.reshape(n, width).astype(np.uint64) * _HASH_WEIGHTS[:width]).sum(axis=1, dtype=np.uint64)
+    else:
+        pos = np.arange(hi - lo, dtype=np.int64) - np.repeat(offsets[:-1] - lo, lengths)
+        weighted = data.astype(np.uint64) * _HASH_WEIGHTS[pos % len(_HASH_WEIGHTS)]
+        h = np.zeros(n, dtype=np.uint64)
+        nonempty = lengths > 0
+        if len(weighted):
+            h[nonempty] = np.add.reduceat(weighted, (offsets[:-1] - lo)[nonempty])
     h ^= h >> np.uint64(31)
     h *= np.uint64(0xBF58476D1CE4E5B9)
     h ^= h >> np.uint64(29)
@@ -317,6 +370,8 @@ class _Splitter:
         self.catalogs: list[Catalog] = []
         self.writers: dict[int, pq.ParquetWriter] = {}  # catalog index * buckets + bucket
         self.unassigned: pq.ParquetWriter | None = None
+        self.pending: dict[int, list[pa.RecordBatch]] = {}
+        self.pending_rows: dict[int, int] = {}
         self.unserved_groups = 0
         self.records = 0
 
@@ -358,21 +413,43 @@ class _Splitter:
             row_cat * self.buckets + subject_buckets(batch.column("subject_id"), self.buckets),
             -1,
         )
-        for part in np.unique(row_part).tolist():
-            rows = batch.filter(pa.array(row_part == part))
-            if part >= 0:
-                w = self.writers.get(part)
-                if w is None:
-                    w = self.writers[part] = pq.ParquetWriter(
-                        self.path(part), RECORD_SCHEMA, compression="lz4"
-                    )
-                w.write_batch(rows)
-            else:
-                if self.unassigned is None:
-                    self.unassigned = pq.ParquetWriter(self.tmp / "unassigned.parquet", RECORD_SCHEMA)
-                self.unassigned.write_batch(rows)
+        # one reordering of the batch, then a slice per part (not one filter pass per part)
+        order = np.argsort(row_part, kind="stable")
+        ordered = batch.take(pa.array(order))
+        sorted_parts = row_part[order]
+        present = np.unique(sorted_parts)
+        starts = np.searchsorted(sorted_parts, present, side="left")
+        ends = np.searchsorted(sorted_parts, present, side="right")
+        for part, lo, hi in zip(present.tolist(), starts.tolist(), ends.tolist(), strict=True):
+            self._add(part, ordered.slice(lo, hi - lo))
+
+    def _add(self, part: int, rows: pa.RecordBatch) -> None:
+        """Buffer a part's rows and write them in row groups of at least :data:`STREAM_ROWS`."""
+        pending = self.pending.setdefault(part, [])
+        pending.append(rows)
+        self.pending_rows[part] = self.pending_rows.get(part, 0) + rows.num_rows
+        if self.pending_rows[part] >= STREAM_ROWS:
+            self._flush(part)
+
+    def _flush(self, part: int) -> None:
+        pending = self.pending.pop(part, [])
+        self.pending_rows.pop(part, None)
+        if not pending:
+            return
+        table = pa.Table.from_batches(pending, RECORD_SCHEMA)
+        if part < 0:
+            if self.unassigned is None:
+                self.unassigned = pq.ParquetWriter(self.tmp / "unassigned.parquet", RECORD_SCHEMA)
+            self.unassigned.write_table(table)
+            return
+        w = self.writers.get(part)
+        if w is None:
+            w = self.writers[part] = pq.ParquetWriter(self.path(part), RECORD_SCHEMA, compression="lz4")
+        w.write_table(table, row_group_size=table.num_rows)
 
     def close(self) -> None:
+        for part in list(self.pending):
+            self._flush(part)
         for w in self.writers.values():
             w.close()
         if self.unassigned is not None:
