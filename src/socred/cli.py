@@ -25,6 +25,7 @@ from socred.cli_api import (
     receipts_app,
     tokens_app,
 )
+from socred.cli_diff import catalog_diff_command
 from socred.domain.catalog import CatalogError
 from socred.domain.ids import IdentifierError, check_identifier
 from socred.domain.scoring import ScoringError
@@ -63,6 +64,7 @@ app.add_typer(tokens_app, name="tokens")
 app.add_typer(receipts_app, name="receipts")
 add_provider_key_commands(providers_app)
 ledger_app.command("checkpoint")(checkpoint_command)
+catalog_app.command("diff")(catalog_diff_command)
 
 err = Console(stderr=True)
 out = Console()
