@@ -24,9 +24,10 @@ class Settings(BaseSettings):
         "default: generated once, kept in the database.",
     )
     origin: str = Field(default="socred", description="The name this ledger signs its checkpoints under.")
-    rate_limit: str = Field(
-        default="60/minute",
-        description="Public endpoints: requests per client address (N/second|minute|hour).",
+    public_rate: str = Field(
+        default="6000/minute",
+        description="Public endpoints and portal: requests per client address (N/second|minute|hour, or off). "
+        "Read when the first public request arrives.",
     )
     trusted_proxies: str = Field(
         default="", description="Comma-separated proxy addresses whose X-Forwarded-For is trusted."
