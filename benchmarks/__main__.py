@@ -4,6 +4,7 @@ python -m benchmarks                                # 200,000 records, 20,000 su
 python -m benchmarks --records 1000000 --subjects 100000 --json results-1m.json
 python -m benchmarks --data DIR --only score-duckdb,score-spark     # reuse generated data
 python -m benchmarks chart results-1m.json results-10m.json --out docs/performance.svg
+python -m benchmarks markdown results-1m.json       # the table in Markdown, for docs/performance.md
 """
 
 from __future__ import annotations
@@ -22,6 +23,13 @@ def _int(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["markdown"]:
+        from benchmarks.suite import load_results, markdown
+
+        for path in argv[1:]:
+            print(markdown(load_results(Path(path))))
+            print()
+        return 0
     if argv[:1] == ["chart"]:
         from benchmarks.chart import write_chart
 

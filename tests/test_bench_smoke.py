@@ -82,4 +82,6 @@ def test_check_and_search(cfg: Config, data: Path, db: Path) -> None:
     check = rows[0]
     assert check.name.startswith("check") and check.value and check.value > 0
     assert check.extra["errors"] == 0
+    batch = next(r for r in rows if r.name.startswith("check batch"))
+    assert batch.value and batch.floor and batch.value > 1000 and batch.extra["median_s"] > 0
     assert rows[-1].name.startswith("search")

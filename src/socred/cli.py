@@ -26,6 +26,7 @@ from socred.cli_api import (
     tokens_app,
 )
 from socred.cli_diff import catalog_diff_command
+from socred.cli_lists import lists_app
 from socred.domain.catalog import CatalogError
 from socred.domain.ids import IdentifierError, check_identifier
 from socred.domain.scoring import ScoringError
@@ -62,6 +63,7 @@ app.add_typer(ids_app, name="ids")
 app.add_typer(parties_app, name="parties")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(receipts_app, name="receipts")
+app.add_typer(lists_app, name="lists")
 add_provider_key_commands(providers_app)
 ledger_app.command("checkpoint")(checkpoint_command)
 catalog_app.command("diff")(catalog_diff_command)

@@ -157,6 +157,23 @@ def endpoints(receipt: str) -> list[tuple[str, str, dict[str, Any], frozenset[st
             404,
         ),
         ("POST", "/api/v1/notices/sync", {}, frozenset({"admin"}), 200),
+        ("GET", "/api/v1/me/report.pdf", {}, frozenset({"subject", "subject2"}), 200),
+        ("GET", "/api/v1/repairs", {}, frozenset({"reviewer", "admin"}), 200),
+        ("GET", "/api/v1/list-actions", {}, frozenset({"admin", "auditor"}), 200),
+        (
+            "POST",
+            "/api/v1/list-actions",
+            {"json": {"subject_id": PERSON, "list": "NO_SUCH_LIST", "action": "add", "reason": "x"}},
+            frozenset({"admin"}),
+            422,
+        ),
+        (
+            "POST",
+            "/api/v1/list-actions/la_missing/decision",
+            {"json": {"outcome": "approved", "reason": "x"}},
+            frozenset({"admin"}),
+            404,
+        ),
         ("GET", "/healthz", {}, PUBLIC, 200),
         ("GET", "/readyz", {}, PUBLIC, 200),
         ("GET", "/metrics", {}, PUBLIC, 200),
@@ -201,7 +218,8 @@ def test_role_matrix(senv: Env) -> None:
             .replace("spare-p", "{code}")
             .replace("spare", "{code}")
             .replace("ob_missing", "{objection_id}")
-            .replace("rp_missing", "{repair_id}"),
+            .replace("rp_missing", "{repair_id}")
+            .replace("la_missing", "{action_id}"),
         )
         for m, path, *_ in table
     }

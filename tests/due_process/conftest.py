@@ -1,4 +1,4 @@
-"""Fixtures of the due-process tests: the API test environment plus a second reviewer."""
+"""Fixtures of the due-process tests: the API test environment plus a second reviewer and administrator."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from tests.api.conftest import SECRET, Env, make_env
 def _with_second_reviewer(url: str) -> Iterator[Env]:
     for env in make_env(url):
         env.keys["reviewer2"] = auth.TokenCodec(SECRET).issue("reviewer2", "reviewer")
+        env.keys["admin2"] = auth.TokenCodec(SECRET).issue("admin2", "admin")
         yield env
 
 

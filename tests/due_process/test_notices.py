@@ -15,7 +15,7 @@ from socred.service.due_process import DueProcess
 from socred.service.platform import Platform
 from socred.store import schema_due as td
 from tests.api.conftest import Env
-from tests.helpers import PERSON, PERSON2, submit
+from tests.helpers import PERSON, PERSON2, rows, submit
 
 DAY = (clock.today() - timedelta(days=10)).isoformat()
 
@@ -25,7 +25,13 @@ def debtor(rid: str, subject: str) -> dict[str, Any]:
 
 
 def test_sweep_makes_one_notice_per_placement(env: Env) -> None:
-    env.submit([debtor("a", PERSON), debtor("b", PERSON2), submit("h1", PERSON2)])
+    # records ingested outside the HTTP API (socred ingest) wait for the sweep
+    p = Platform(env.url)
+    try:
+        summary = p.ingest("court", rows([debtor("a", PERSON), debtor("b", PERSON2), submit("h1", PERSON2)]))
+        assert summary.accepted == 3
+    finally:
+        p.engine.dispose()
     r = env.post("/api/v1/notices/sync", "admin")
     assert r.status_code == 200 and r.json() == {"created": 2, "sent": 0}
     assert env.post("/api/v1/notices/sync", "admin").json()["created"] == 0
@@ -77,7 +83,9 @@ def test_outbox_is_delivered_by_email_when_smtp_is_configured(
     p = Platform(senv.url)
     try:
         dp = DueProcess(p)
-        assert dp.sync_notices() == 2
+        assert dp.sync_notices() == 0  # POST /api/v1/records made them already
+        with p.engine.connect() as conn:
+            assert len(conn.execute(select(td.notices.c.id)).all()) == 2
         assert dp.deliver() == 0  # no SOCRED_SMTP_URL: nothing sent, nothing changed
         monkeypatch.setattr(svc.smtplib, "SMTP", FakeSMTP)
         monkeypatch.setenv("SOCRED_SMTP_URL", "smtp://u:p@mail.example:2525?from=notices@socred.example")
@@ -93,3 +101,19 @@ def test_outbox_is_delivered_by_email_when_smtp_is_configured(
         assert body["legal_basis"]
     finally:
         p.engine.dispose()
+
+
+def test_http_ingest_makes_the_notice_at_once(env: Env) -> None:
+    """A record submitted over HTTP that puts a subject on a list gives a notice before any sweep."""
+    env.submit([debtor("a", PERSON), submit("h1", PERSON2)])
+    p = Platform(env.url)
+    try:
+        with p.engine.connect() as conn:
+            made = conn.execute(select(td.notices.c.subject_id, td.notices.c.list_code)).all()
+    finally:
+        p.engine.dispose()
+    assert [tuple(r) for r in made] == [(PERSON, "DISHONEST_JUDGMENT_DEBTOR")]
+    (notice,) = env.get("/api/v1/me/report", "subject").json()["notices"]
+    assert notice["list"] == "DISHONEST_JUDGMENT_DEBTOR" and notice["reasons"][0]["record_id"] == "a"
+    assert env.get("/api/v1/me/report", "subject2").json()["notices"] == []
+    assert env.post("/api/v1/notices/sync", "admin").json()["created"] == 0

@@ -41,6 +41,23 @@ ROUTES: list[tuple[str, str, Any, frozenset[str], int]] = [
     ),
     ("POST", "/api/v1/repairs/rp_none/decision", {"outcome": "approved", "reason": "x"}, REVIEWERS, 404),
     ("POST", "/api/v1/notices/sync", None, frozenset({"admin"}), 200),
+    ("GET", "/api/v1/repairs", None, frozenset({"reviewer", "admin"}), 200),
+    ("GET", "/api/v1/me/report.pdf", None, SUBJECTS, 200),
+    ("GET", "/api/v1/list-actions", None, frozenset({"admin", "auditor"}), 200),
+    (
+        "POST",
+        "/api/v1/list-actions",
+        {"subject_id": "11010519491231002X", "list": "NO_SUCH_LIST", "action": "add", "reason": "x"},
+        frozenset({"admin"}),
+        422,
+    ),
+    (
+        "POST",
+        "/api/v1/list-actions/la_none/decision",
+        {"outcome": "approved", "reason": "x"},
+        frozenset({"admin"}),
+        404,
+    ),
 ]
 
 
@@ -58,7 +75,11 @@ def test_due_process_role_matrix(senv: Env) -> None:
 def test_routes_are_in_the_openapi_document(senv: Env) -> None:
     paths = senv.client.get("/openapi.json").json()["paths"]
     for _, path, *_ in ROUTES:
-        template = path.replace("ob_none", "{objection_id}").replace("rp_none", "{repair_id}")
+        template = (
+            path.replace("ob_none", "{objection_id}")
+            .replace("rp_none", "{repair_id}")
+            .replace("la_none", "{action_id}")
+        )
         assert template in paths, template
 
 

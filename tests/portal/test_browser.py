@@ -238,3 +238,35 @@ def test_mobile_layout(browser: Any, live: Server, shot: Shot) -> None:
     assert width <= 390  # nothing overflows sideways
     shot(pg, "search-mobile", full_page=False)
     context.close()
+
+
+def test_sign_in_and_own_report(page: Any, live: Server, shot: Shot) -> None:
+    """A subject pastes its session token, lands on its own report, and the PDF link downloads."""
+    from socred.service.auth import TokenCodec, token_secret
+
+    p = Platform(live.url)
+    try:
+        with p.engine.connect() as conn:
+            sid = conn.exec_driver_sql(
+                "SELECT subject_id FROM records WHERE kind = 'person' "
+                "AND category = 'DISHONEST_JUDGMENT_DEBTOR' AND NOT retracted LIMIT 1"
+            ).scalar_one()
+        token = TokenCodec(token_secret(p.engine, os.environ.get("SOCRED_TOKEN_SECRET"))).issue(
+            sid, "subject"
+        )
+    finally:
+        p.engine.dispose()
+    page.goto("/me")
+    page.wait_for_url("**/signin")
+    page.fill("#token", token)
+    page.click("form.account button")
+    page.wait_for_url("**/me")
+    assert page.locator("h1").inner_text() == "我的信用报告"
+    assert page.locator("#my-records tbody tr").count() >= 1
+    assert page.locator("article.restriction").count() >= 1
+    assert page.evaluate("document.cookie") == ""  # the session cookie is HttpOnly
+    shot(page, "my-report")
+    with page.expect_download() as download:
+        page.click("a[href='/me/report.pdf']")
+    path = download.value.path()
+    assert path is not None and Path(path).read_bytes().startswith(b"%PDF-")

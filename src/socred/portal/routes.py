@@ -459,3 +459,9 @@ def _page(raw: str) -> int:
     if not raw.strip().isdigit():
         raise InvalidInput("page", "must be a whole number from 1")
     return int(raw)
+
+
+# Signed-in pages (own report, review queues): their own module, which uses render() above.
+from socred.portal.account import router as _account_router  # noqa: E402
+
+router.include_router(_account_router)

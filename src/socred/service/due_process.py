@@ -31,6 +31,7 @@ from socred.domain.ids import SubjectId
 from socred.domain.records import MAX_REASON, Accepted, Context, Duplicate, RecordState, canonical, validate
 from socred.domain.scoring import ScoreResult, ScoringError, ScoringRecord, select_catalog
 from socred.ledger.chain import utc_timestamp
+from socred.service import list_actions
 from socred.service.checks import new_id
 from socred.service.platform import Platform, UsageError
 from socred.store import repo
@@ -346,6 +347,41 @@ class DueProcess:
             rows = conn.execute(q.limit(limit)).all()
         return [_objection_dict(r, today) for r in rows]
 
+    def list_repairs(
+        self,
+        status: str | None = None,
+        overdue: bool | None = None,
+        limit: int = 100,
+        today: date | None = None,
+    ) -> list[dict[str, Any]]:
+        """Repair applications by due date: a pending one (applied or confirmed) is due for a decision
+        ``objection_days`` (of the catalog scoring the subject, default 15) after it was applied for."""
+        today = today or clock.today()
+        q = select(td.repairs).order_by(td.repairs.c.applied_at, td.repairs.c.id)
+        if status is not None:
+            q = q.where(td.repairs.c.status == status)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        days: dict[str, int] = {}
+        out: list[dict[str, Any]] = []
+        for r in rows:
+            if r.subject_id not in days:
+                try:
+                    days[r.subject_id] = self._objection_days(
+                        self.platform.parse_subject(r.subject_id), today
+                    )
+                except UsageError:
+                    days[r.subject_id] = due_process.DEFAULT_OBJECTION_DAYS
+            applied = _day(str(r.applied_at)[:10])
+            due = due_process.objection_due_by(applied, days[r.subject_id])
+            pending = r.status in ("applied", "confirmed")
+            item = {**_repair_dict(r), "subject_id": r.subject_id, "due_by": due.isoformat()}
+            item["overdue"] = due_process.is_overdue(due, today, open_=pending)
+            if overdue is None or item["overdue"] == overdue:
+                out.append(item)
+        out.sort(key=lambda x: (x["due_by"], x["id"]))
+        return out[:limit]
+
     def disputed(self, conn: Connection, subject_id: str) -> set[tuple[str, str]]:
         """(source, record_id) of the subject's records with an open objection or appeal."""
         q = select(td.objections.c.source, td.objections.c.record_id).where(
@@ -509,6 +545,7 @@ class DueProcess:
                     select(td.notice_lists).where(td.notice_lists.c.subject_id.in_(part))
                 ):
                     before.setdefault(sid_, {})[code] = since
+                manual = list_actions.by_subject(list_actions.approved(conn, part))
                 for subject_id in part:
                     try:
                         sid = self.platform.parse_subject(subject_id)
@@ -531,6 +568,7 @@ class DueProcess:
                             ],
                             today,
                         )
+                        result = list_actions.apply(catalog, result, manual.get(sid.value, ()))
                     except (ScoringError, UsageError):
                         continue
                     created += self._sync(conn, sid, catalog, result, today, recs, before.get(sid.value, {}))
@@ -614,6 +652,20 @@ class DueProcess:
                 if not res.rowcount:
                     conn.execute(insert(td.due_state).values(name=NOTICE_CURSOR, value=str(head_seq)))
         return n
+
+    def sync_changed(self, after_seq: int, source: str | None = None, today: date | None = None) -> int:
+        """Notices for the subjects whose records (of ``source``) changed after ledger seq ``after_seq``.
+
+        What an ingest request runs for its own operations: bounded by what it wrote, unlike the sweep,
+        whose first run over a database loaded by ``socred ingest`` visits every subject. The sweep's
+        cursor is left alone; a later sweep finds these subjects' placements already noticed.
+        """
+        q = select(t.records.c.subject_id).where(t.records.c.last_seq > after_seq)
+        if source is not None:
+            q = q.where(t.records.c.source == source)
+        with self.engine.connect() as conn:
+            subjects = [r[0] for r in conn.execute(q.group_by(t.records.c.subject_id))]
+        return self.sync_subjects(subjects, today) if subjects else 0
 
     def notices_of(self, conn: Connection, subject_id: str) -> list[dict[str, Any]]:
         rows = conn.execute(
@@ -839,7 +891,9 @@ def notice_body(
                 "repair_eligible_on": when,
             }
         )
-    if ld.grades is not None:
+    if isinstance(m, list_actions.ManualMembership):
+        reasons.append({"manual": m.manual})
+    elif ld.grades is not None:
         reasons.append({"grade": result.grade, "score": result.score, "grades": list(ld.grades)})
     measures = [
         {
@@ -879,6 +933,8 @@ def notice_text(body: Mapping[str, Any]) -> str:
     for r in body.get("reasons", []):
         if "record_id" in r:
             lines.append(f"- {r['title']} (record {r['record_id']}, {r['occurred_on']}): {r['legal_basis']}")
+        elif "manual" in r:
+            lines.append(f"- {r['manual']}")
         else:
             lines.append(f"- grade {r.get('grade')} (score {r.get('score')})")
     lines += ["", "Measures:"]
@@ -911,6 +967,12 @@ def restrictions(
         if ld is None:
             continue
         lifts: list[str] = []
+        manual = (m.get("manual") or {}).get("explanation")
+        if manual:
+            lifts.append(
+                f"{manual}: it ends "
+                + (f"on {m['until']}" if m.get("until") else "when two administrators approve its removal")
+            )
         if ld.grades is not None:
             lifts.append(
                 f"membership follows the grade: it ends when the grade is no longer one of {', '.join(ld.grades)}"

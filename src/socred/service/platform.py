@@ -287,7 +287,16 @@ class Platform:
         sid = self.parse_subject(subject_id)
         as_of = as_of or clock.today()
         catalog = self.choose_catalog(sid, as_of, catalog_id)
-        return scoring.score(catalog, sid.value, sid.kind, self.scoring_records(sid.value), as_of)
+        result = scoring.score(catalog, sid.value, sid.kind, self.scoring_records(sid.value), as_of)
+        return self.with_list_actions(catalog, result)
+
+    def with_list_actions(self, catalog: Catalog, result: ScoreResult) -> ScoreResult:
+        """The result with the subject's approved manual list actions applied (service/list_actions.py)."""
+        from socred.service import list_actions  # it imports this module
+
+        with self.engine.connect() as conn:
+            actions = list_actions.approved(conn, [result.subject_id])
+        return list_actions.apply(catalog, result, actions)
 
     def check(
         self, subject_id: str, activity: str, at: date | None = None, catalog_id: str | None = None
@@ -296,7 +305,8 @@ class Platform:
         sid = self.parse_subject(subject_id)
         at = at or clock.today()
         catalog = self.choose_catalog(sid, at, catalog_id)
-        return scoring.check(catalog, sid.value, sid.kind, self.scoring_records(sid.value), activity, at)
+        result = scoring.score(catalog, sid.value, sid.kind, self.scoring_records(sid.value), at)
+        return scoring.check_from_score(catalog, self.with_list_actions(catalog, result), activity)
 
     # ------------------------------------------------------------- ledger
 
@@ -310,9 +320,12 @@ class Platform:
         self.ensure_schema()
         with self.engine.begin() as conn:
             states: dict[tuple[str, str], tuple[RecordState, int, int]] = {}
+            manual: list[tuple[int, dict[str, Any]]] = []  # approved manual list actions
             n = 0
             for e in repo.iter_entries(conn):
                 n += 1
+                if e.kind == "list_action":
+                    manual.append((e.seq, e.decoded()))
                 if e.kind not in ("submit", "correct", "retract", "repair"):
                     continue
                 body = e.decoded()
@@ -323,6 +336,9 @@ class Platform:
             repo.clear_projections(conn)
             new = [(s, last) for s, _first, last in states.values()]
             repo.save_states(conn, new, [])
+            from socred.service import list_actions
+
+            list_actions.replay(conn, manual)
         return n
 
     def head(self) -> tuple[int, str]:

@@ -64,6 +64,7 @@ from sqlalchemy import (
 
 from socred.domain import clock, scoring
 from socred.domain.catalog import PUBLICITY_DAYS, Catalog, Category, ListDef
+from socred.domain.due_process import is_published
 from socred.domain.ids import (
     IdentifierError,
     SubjectId,
@@ -134,11 +135,16 @@ def shown_until(cat: Category, occurred_on: date) -> date | None:
 def is_shown(
     cat: Category | None, occurred_on: date, retracted: bool, repaired_on: date | None, today: date
 ) -> bool:
-    """Whether a record is on public pages today (the module docstring states the rule)."""
-    if cat is None or retracted or (repaired_on is not None and repaired_on <= today):
+    """Whether a record is on public pages today (the module docstring states the rule).
+
+    The publicity window is :func:`socred.domain.due_process.is_published` (past the maximum period
+    of its severity a record leaves public pages by itself; a repair ends it at once), further
+    bounded by the category's ``valid_for``: a record that no longer counts is not shown either.
+    """
+    if cat is None:
         return False
-    last = shown_until(cat, occurred_on)
-    return last is not None and occurred_on <= today <= last
+    record = ScoringRecord("", "", cat.code, occurred_on, retracted, repaired_on)
+    return is_published(cat, record, today) and today < occurred_on + timedelta(days=cat.valid_for)
 
 
 class Rules:

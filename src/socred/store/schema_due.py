@@ -89,3 +89,28 @@ due_state = Table(
     Column("name", String(64), primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+# Manual list actions (migration 0005): an administrator proposes adding or removing a subject on a
+# list outside the rules; another administrator approves (a ``list_action`` ledger entry naming both)
+# or refuses. Approved rows are a projection of the ledger (rebuilt by ``rebuild_projections``).
+list_actions = Table(
+    "list_actions",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("subject_id", String(18), nullable=False),
+    Column("list_code", String(64), nullable=False),
+    Column("action", String(8), nullable=False),  # add | remove
+    Column("reason", Text, nullable=False),
+    Column("until", Date),  # the action applies before this date; null = until another action
+    Column("status", String(16), nullable=False),  # pending | approved | refused
+    Column("proposed_by", String(128), nullable=False),
+    Column("proposed_at", String(32), nullable=False),
+    Column("decided_by", String(128)),
+    Column("decided_at", String(32)),
+    Column("decision_reason", Text),
+    Column("effective_from", Date),  # the approval date (Asia/Shanghai)
+    Column("ledger_seq", BigInteger),
+    Index("ix_list_actions_subject", "subject_id", "status"),
+    Index("ix_list_actions_status", "status", "proposed_at"),
+    Index("ix_list_actions_seq", "ledger_seq"),
+)

@@ -10,16 +10,22 @@ flagged; administrators run the notice sweep and the e-mail outbox (``/notices/s
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 from typing import Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from socred.api.auth import ApiError
 from socred.api.deps import ERRORS_AUTH, ErrorBody, get_platform, require_role
+from socred.api.routers.me import my_report
 from socred.domain.ids import parse_subject_id
+from socred.ledger.chain import utc_timestamp
+from socred.service import report_pdf
 from socred.service.auth import Principal
 from socred.service.due_process import DueProcess, DueProcessError
+from socred.service.list_actions import ListActionError, ListActions
 
 router = APIRouter(tags=["due process"])
 T = TypeVar("T")
@@ -35,7 +41,7 @@ def run(call: Callable[[], T]) -> T:
     """Translate the service's refusals into the API's error format."""
     try:
         return call()
-    except DueProcessError as e:
+    except (DueProcessError, ListActionError) as e:
         if e.status == 422:
             item: dict[str, Any] = {
                 "field": e.field or "request",
@@ -175,6 +181,27 @@ def apply_repair(
     return run(lambda: dp.apply_repair(sid, body.record_id, body.commitment, body.source))
 
 
+@router.get(
+    "/api/v1/me/report.pdf",
+    responses={
+        **ERRORS_AUTH,
+        200: {"content": {"application/pdf": {}}, "description": "The report as a PDF."},
+    },
+    response_class=Response,
+    summary="My full report as a PDF (subjects)",
+)
+def my_report_pdf(request: Request, principal: Principal = Depends(require_role("subject"))) -> Response:
+    body = report_pdf.render(my_report(request, principal), utc_timestamp())
+    return Response(
+        body,
+        media_type="application/pdf",
+        headers={
+            "Content-Disposition": 'attachment; filename="socred-report.pdf"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
 # ---------------------------------------------------------------- reviewers, providers, administrators
 
 
@@ -192,6 +219,22 @@ def list_objections(
 ) -> dict[str, Any]:
     items = service(request).list_objections(status, overdue, limit)
     return {"objections": items, "overdue": sum(1 for o in items if o["overdue"])}
+
+
+@router.get(
+    "/api/v1/repairs",
+    responses=ERRORS_AUTH,
+    summary="Credit repair applications by due date, overdue ones flagged (reviewers, administrators)",
+)
+def list_repairs(
+    request: Request,
+    status: Literal["applied", "confirmed", "approved", "refused"] | None = Query(None),
+    overdue: bool | None = Query(None, description="true: only pending applications past their due date."),
+    limit: int = Query(100, ge=1, le=1000),
+    principal: Principal = Depends(require_role("reviewer", "admin")),
+) -> dict[str, Any]:
+    items = service(request).list_repairs(status, overdue, limit)
+    return {"repairs": items, "overdue": sum(1 for o in items if o["overdue"])}
 
 
 @router.post(
@@ -248,3 +291,84 @@ def sync_notices(request: Request, principal: Principal = Depends(require_role("
     created = dp.sync_notices()
     sent = dp.deliver()
     return {"created": created, "sent": sent}
+
+
+# ---------------------------------------------------------------- manual list actions (administrators)
+
+
+class ListActionIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "subject_id": "11010519491231002X",
+                    "list": "DISHONEST_JUDGMENT_DEBTOR",
+                    "action": "add",
+                    "reason": "court order (2026)京0105执456号 received on paper",
+                    "until": "2027-06-30",
+                }
+            ]
+        },
+    )
+
+    subject_id: str = Field(min_length=1, max_length=64)
+    list: str = Field(
+        min_length=1, max_length=64, description="A list code of the catalog that scores the subject."
+    )
+    action: Literal["add", "remove"]
+    reason: str = Field(min_length=1, max_length=2000)
+    until: date | None = Field(
+        None, description="The action applies before this date; null: until another action."
+    )
+
+
+class ListActionDecisionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    outcome: Literal["approved", "refused"]
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+@router.post(
+    "/api/v1/list-actions",
+    status_code=201,
+    responses=RESPONSES,
+    summary="Propose adding or removing a subject on a list outside the rules (administrators)",
+)
+def propose_list_action(
+    request: Request, body: ListActionIn, principal: Principal = Depends(require_role("admin"))
+) -> dict[str, Any]:
+    la = ListActions(get_platform(request))
+    return run(
+        lambda: la.propose(actor(principal), body.subject_id, body.list, body.action, body.reason, body.until)
+    )
+
+
+@router.post(
+    "/api/v1/list-actions/{action_id}/decision",
+    responses=RESPONSES,
+    summary="Approve (a list_action ledger entry naming both administrators) or refuse; not the proposer",
+)
+def decide_list_action(
+    request: Request,
+    body: ListActionDecisionIn,
+    action_id: str = id_path(),
+    principal: Principal = Depends(require_role("admin")),
+) -> dict[str, Any]:
+    la = ListActions(get_platform(request))
+    return run(lambda: la.decide(action_id, actor(principal), body.outcome, body.reason))
+
+
+@router.get(
+    "/api/v1/list-actions",
+    responses=ERRORS_AUTH,
+    summary="Manual list actions, oldest proposal first (administrators, auditors)",
+)
+def list_list_actions(
+    request: Request,
+    status: Literal["pending", "approved", "refused"] | None = Query(None),
+    limit: int = Query(100, ge=1, le=1000),
+    principal: Principal = Depends(require_role("admin", "auditor")),
+) -> dict[str, Any]:
+    return {"list_actions": ListActions(get_platform(request)).find(status, None, limit)}

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import SQLAlchemyError
 
 from socred.api.auth import unauthorized
 from socred.api.deps import ERRORS_AUTH, get_services, require_role
 from socred.ingest.readers import BadRow, Row
 from socred.service.auth import Principal
-from socred.service.platform import UsageError
+from socred.service.due_process import DueProcess
+from socred.service.platform import Platform, UsageError
 
 router = APIRouter(prefix="/api/v1", tags=["records"])
+log = logging.getLogger("socred.records")
 
 MAX_OPERATIONS = 10_000
 
@@ -81,6 +85,19 @@ class IngestSummary(BaseModel):
     duplicates: int
     rejected: int
     errors: list[IngestError]
+
+
+def notify_placements(platform: Platform, source: str, after_seq: int) -> None:
+    """Notices for subjects the accepted operations put on a list (docs/due-process.md): the subjects
+    whose records of ``source`` changed after ledger seq ``after_seq``.
+
+    The records are already committed: a failing run (say, a concurrent one inserting the same
+    notice first) must not turn the answer into an error; the next sweep or report read catches up.
+    """
+    try:
+        DueProcess(platform).sync_changed(after_seq, source)
+    except SQLAlchemyError as e:
+        log.warning("notice sweep after ingest failed; the next sweep catches up: %s", str(e).splitlines()[0])
 
 
 def _unsafe_text(value: Any, depth: int = 0) -> str | None:
@@ -151,10 +168,13 @@ def submit_records(
 ) -> dict[str, Any]:
     services = get_services(request)
     rows = [_row(i + 1, op) for i, op in enumerate(body.operations)]
+    before = services.platform.head()[0]
     try:
         summary = services.platform.ingest(principal.id, rows)
     except UsageError as e:  # revoked between the door and the ingest
         raise unauthorized(str(e)) from None
+    if summary.accepted:
+        notify_placements(services.platform, principal.id, before)
     m = services.metrics.ingested
     m.labels("accepted").inc(summary.accepted)
     m.labels("duplicate").inc(summary.duplicates)

@@ -19,6 +19,7 @@ from socred.domain.ids import IdentifierError, SubjectId, mask_subject_id, parse
 from socred.domain.scoring import ScoringError
 from socred.service import access_log
 from socred.service.auth import Principal
+from socred.service.due_process import DueProcess
 from socred.service.platform import Platform
 from socred.store import repo
 
@@ -39,6 +40,7 @@ class RecordView(BaseModel):
     retract_reason: str | None
     repaired_on: str | None
     repair_reason: str | None
+    disputed: bool = Field(False, description="An objection or appeal about this record is open.")
 
 
 class SubjectReport(BaseModel):
@@ -138,6 +140,7 @@ def subject_report(platform: Platform, sid: SubjectId) -> dict[str, Any]:
     with platform.engine.connect() as conn:
         states = repo.subject_records(conn, sid.value)
         row = repo.subject_row(conn, sid.value)
+        disputed = DueProcess(platform).disputed(conn, sid.value)
     score: dict[str, Any] | None = None
     error: str | None = None
     try:
@@ -159,6 +162,7 @@ def subject_report(platform: Platform, sid: SubjectId) -> dict[str, Any]:
             "retract_reason": s.retract_reason,
             "repaired_on": s.repaired_on.isoformat() if s.repaired_on else None,
             "repair_reason": s.repair_reason,
+            "disputed": (s.source, s.record_id) in disputed,
         }
         for s in sorted(states, key=lambda s: (s.occurred_on, s.source, s.record_id))
     ]
