@@ -35,6 +35,7 @@ ALL = (
     "evaluate",
     "check",
     "search",
+    "sync",
 )
 
 
@@ -942,7 +943,7 @@ def run_suite(cfg: Config) -> Results:
     if "validation" in cfg.only:
         cfg.say("validation without the database")
         results.rows.extend(bench_validation(cfg, data))
-    if "ingest-sqlite" in cfg.only or "check" in cfg.only or "search" in cfg.only:
+    if "ingest-sqlite" in cfg.only or "check" in cfg.only or "search" in cfg.only or "sync" in cfg.only:
         rows, sqlite_platform = bench_ingest(cfg, data, "sqlite")
         db = cfg.work / "bench.db"
         if "ingest-sqlite" in cfg.only:
@@ -973,8 +974,75 @@ def run_suite(cfg: Config) -> Results:
                 results.rows.append(Row(w, None, "req/s", note=f"skipped: {problem or 'no database'}"))
         else:
             results.rows.extend(bench_http(cfg, data, db, http))
+    if "sync" in cfg.only and db is not None:
+        results.rows.extend(bench_sync(cfg, db))
     results.machine["load_after"] = load_average()
     return results
+
+
+SYNC_LIMIT = 100_000  # entries replicated at most: the rate is flat past a few pages
+
+
+def bench_sync(cfg: Config, db: Path, limit: int = SYNC_LIMIT) -> list[Row]:
+    """Federation: a national node pulls the ingested ledger from a local ``socred serve`` over HTTP,
+    verifying chain, signatures and anchor page by page, and applies it (entries/s). Floors: the same
+    ledger's plain ingestion from Parquet (from the ingest row), and bare chain verification."""
+    import base64
+
+    from socred.demo import load_shipped_catalogs
+    from socred.ledger.chain import ChainVerifier
+    from socred.service import federation
+    from socred.service.auth import LedgerSigner
+    from socred.service.platform import Platform
+    from socred.store import repo
+
+    local = Platform(f"sqlite:///{db}")
+    key = federation.allow_node(local, "cn", [""])
+    public = base64.b64encode(LedgerSigner.load(local.engine, None, "cn-99").public_key).decode()
+    with local.engine.connect() as c:
+        entries = [e for _, e in zip(range(limit), repo.iter_entries(c), strict=False)]
+    local.engine.dispose()
+    t0 = time.perf_counter()
+    v = ChainVerifier()
+    for e in entries:
+        v.feed(e)
+    verify_rate = len(entries) / (time.perf_counter() - t0)
+    nat_db = cfg.work / "national.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(nat_db) + suffix).unlink(missing_ok=True)
+    nat = Platform(f"sqlite:///{nat_db}")
+    nat.init()
+    load_shipped_catalogs(nat)
+    port = _free_port()
+    env = {
+        "SOCRED_ORIGIN": "cn-99",
+        "SOCRED_PUBLIC_RATE": "off",
+        "SOCRED_LOG_LEVEL": "WARNING",
+        "SOCRED_ACCESS_LOG": "false",
+    }
+    cmd = [sys.executable, "-m", "socred", "--db", str(db), "serve", "--port", str(port)]
+    with _server(cmd, env, f"http://127.0.0.1:{port}/readyz"):
+        federation.add_node(nat, "cn-99", f"http://127.0.0.1:{port}", public, [""], key)
+        cfg.say(f"sync: a national node pulls up to {len(entries):,} entries over HTTP, verifying each page")
+        t0 = time.perf_counter()
+        (report,) = federation.sync(nat, "cn-99", page_size=1000, max_pages=max(1, len(entries) // 1000))
+        seconds = time.perf_counter() - t0
+    nat.engine.dispose()
+    if report.error:
+        return [Row("sync (verified replication)", None, "entries/s", note=f"failed: {report.error}")]
+    rate = report.entries / seconds
+    note = f"{report.entries:,} entries, {report.applied:,} applied, 1,000/page, {seconds:.1f} s"
+    return [
+        Row(
+            "sync (verified replication over HTTP)",
+            rate,
+            "entries/s",
+            verify_rate,
+            "bare hash-chain verification of the same entries",
+            note,
+            {"entries": report.entries, "seconds": seconds},
+        )
+    ]
 
 
 def _spark_available() -> bool:

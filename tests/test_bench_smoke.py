@@ -85,3 +85,9 @@ def test_check_and_search(cfg: Config, data: Path, db: Path) -> None:
     batch = next(r for r in rows if r.name.startswith("check batch"))
     assert batch.value and batch.floor and batch.value > 1000 and batch.extra["median_s"] > 0
     assert rows[-1].name.startswith("search")
+
+
+def test_sync(cfg: Config, db: Path) -> None:
+    (row,) = suite.bench_sync(cfg, db)
+    assert row.value and row.floor, row.note
+    assert row.extra["entries"] >= 3000  # every entry of the ingested ledger came across

@@ -20,13 +20,16 @@ from rich.table import Table
 
 from socred.cli_api import (
     add_provider_key_commands,
+    check_proof_command,
     checkpoint_command,
     parties_app,
+    prove_command,
     receipts_app,
     tokens_app,
 )
 from socred.cli_diff import catalog_diff_command
 from socred.cli_lists import lists_app
+from socred.cli_nodes import nodes_app, sync_command
 from socred.domain.catalog import CatalogError
 from socred.domain.ids import IdentifierError, check_identifier
 from socred.domain.scoring import ScoringError
@@ -64,8 +67,12 @@ app.add_typer(parties_app, name="parties")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(receipts_app, name="receipts")
 app.add_typer(lists_app, name="lists")
+app.add_typer(nodes_app, name="nodes")
+app.command("sync")(sync_command)
 add_provider_key_commands(providers_app)
 ledger_app.command("checkpoint")(checkpoint_command)
+ledger_app.command("prove")(prove_command)
+ledger_app.command("check-proof")(check_proof_command)
 catalog_app.command("diff")(catalog_diff_command)
 
 err = Console(stderr=True)

@@ -13,6 +13,7 @@ Registered by ``socred.cli``::
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -195,3 +196,90 @@ def checkpoint_command() -> None:
         p.engine, _secret("SOCRED_SIGNING_KEY"), os.environ.get("SOCRED_ORIGIN") or "socred"
     )
     _emit(ledger_checkpoint(p, signer))
+
+
+def _signer(p: Any) -> Any:
+    from socred.service.auth import LedgerSigner
+
+    return LedgerSigner.load(
+        p.engine, _secret("SOCRED_SIGNING_KEY"), os.environ.get("SOCRED_ORIGIN") or "socred"
+    )
+
+
+def prove_command(
+    seq: Annotated[
+        int | None, typer.Argument(help="The entry to prove included (omit with --consistency).")
+    ] = None,
+    size: Annotated[
+        int | None,
+        typer.Option("--size", help="Prove against the checkpoint of this many entries (default: the head)."),
+    ] = None,
+    consistency: Annotated[
+        int | None,
+        typer.Option(
+            "--consistency",
+            help="Instead: prove that the ledger of this many entries is a prefix of the current one.",
+        ),
+    ] = None,
+    entry: Annotated[
+        bool, typer.Option("--entry", help="Include the entry itself, so its content is checked too.")
+    ] = False,
+) -> None:
+    """Print an RFC 6962 proof with the signed checkpoint it verifies against (JSON).
+
+    socred ledger prove 42                  entry 42 is in the ledger (inclusion proof)
+    socred ledger prove --consistency 500   the first 500 entries were not rewritten since (consistency proof)
+
+    Anyone can then check it without the database: socred ledger check-proof proof.json --public-key KEY
+    """
+    from socred import cli
+    from socred.service import proofs
+
+    p = _platform()
+    if consistency is not None:
+        if seq is not None:
+            raise cli.Exit(2, "give either an entry SEQ or --consistency FIRST, not both")
+        _emit(proofs.prove_consistency(p, _signer(p), consistency, size))
+        return
+    if seq is None:
+        raise cli.Exit(2, "give the entry SEQ to prove, or --consistency FIRST")
+    _emit(proofs.prove_inclusion(p, _signer(p), seq, size, entry))
+
+
+def check_proof_command(
+    proof_file: Annotated[
+        Path, typer.Argument(help="A proof printed by 'socred ledger prove' ('-' for stdin).")
+    ],
+    public_key: Annotated[
+        str | None,
+        typer.Option(
+            "--public-key", help="The ledger's public key (base64), learned out of band: pins the signer."
+        ),
+    ] = None,
+    old_checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            "--old-checkpoint", help="A checkpoint kept earlier: a consistency proof must start from it."
+        ),
+    ] = None,
+) -> None:
+    """Verify a proof offline, against its signed checkpoint: no database is opened. Exit 1 if it fails."""
+    import json
+    import sys
+
+    from socred import cli
+    from socred.service import proofs
+
+    def load(path: Path) -> Any:
+        try:
+            text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+            return json.loads(text)
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            raise cli.Exit(2, f"cannot read {str(path)!r} as JSON: {e}") from None
+
+    result = proofs.check_proof(
+        load(proof_file), public_key, load(old_checkpoint) if old_checkpoint else None
+    )
+    _emit(result)
+    if not result["ok"]:
+        raise cli.Exit(1)

@@ -60,6 +60,10 @@ def prepare(url: str) -> dict[str, str]:
             keys[role] = codec.issue(f"{role}1", role)
         keys["expired"] = codec.issue("admin1", "admin", ttl=1, now=1_000_000)
         keys["forged"] = auth.TokenCodec("another-secret-0123456789").issue("admin1", "admin")
+        from socred.service import federation
+
+        keys["node"] = federation.allow_node(p, "cn", ["11"])
+        keys["unknown_node"] = "nk_" + "x" * 43
         keys["junk"] = "not-a-credential"
         keys["unknown_party"] = "rp_" + "x" * 43
         keys["unknown_provider"] = "sp_" + "x" * 43

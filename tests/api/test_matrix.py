@@ -16,7 +16,7 @@ from socred.service.platform import Platform
 from tests.api.conftest import Env
 from tests.helpers import PERSON
 
-INVALID = ["anon", "junk", "expired", "forged", "unknown_party", "unknown_provider"]
+INVALID = ["anon", "junk", "expired", "forged", "unknown_party", "unknown_provider", "unknown_node"]
 VALID = [
     "provider",
     "provider2",
@@ -27,6 +27,7 @@ VALID = [
     "reviewer",
     "admin",
     "auditor",
+    "node",
 ]
 PUBLIC = frozenset(VALID + INVALID)
 STAFF_READ = {"reason": "matrix test"}
@@ -90,7 +91,16 @@ def endpoints(receipt: str) -> list[tuple[str, str, dict[str, Any], frozenset[st
             200,
         ),
         ("GET", "/api/v1/ledger/checkpoint", {}, PUBLIC, 200),
-        ("GET", "/api/v1/ledger/entries", {"params": STAFF_READ}, frozenset({"admin", "auditor"}), 200),
+        (
+            "GET",
+            "/api/v1/ledger/entries",
+            {"params": STAFF_READ},
+            frozenset({"admin", "auditor", "node"}),
+            200,
+        ),
+        ("GET", "/api/v1/federation/lists", {"params": {"regions": "11"}}, frozenset({"node"}), 200),
+        ("GET", "/api/v1/federation/nodes", {}, frozenset({"admin", "auditor"}), 200),
+        ("GET", "/api/v1/federation/conflicts", {}, frozenset({"reviewer", "admin", "auditor"}), 200),
         ("GET", "/api/v1/ledger/verify", {}, frozenset({"admin", "auditor"}), 200),
         ("GET", "/api/v1/admin/parties", {}, frozenset({"admin"}), 200),
         (
@@ -174,6 +184,8 @@ def endpoints(receipt: str) -> list[tuple[str, str, dict[str, Any], frozenset[st
             frozenset({"admin"}),
             404,
         ),
+        ("GET", "/api/v1/ledger/proof", {"params": {"seq": 1}}, PUBLIC, 200),
+        ("GET", "/api/v1/ledger/consistency", {"params": {"first": 1}}, PUBLIC, 200),
         ("GET", "/healthz", {}, PUBLIC, 200),
         ("GET", "/readyz", {}, PUBLIC, 200),
         ("GET", "/metrics", {}, PUBLIC, 200),

@@ -86,6 +86,10 @@ TAGS = [
     {"name": "ledger", "description": "The signed checkpoint; entries and verification."},
     {"name": "administration", "description": "Relying parties, providers and their keys."},
     {"name": "operations", "description": "Health, readiness and metrics."},
+    {
+        "name": "federation",
+        "description": "Nodes: lists published downstream, upstream status, name conflicts.",
+    },
 ]
 
 _RESIDENT = re.compile(r"(?<![0-9A-Za-z])(\d{4})\d{10}(\d{3}[0-9Xx])(?![0-9A-Za-z])")
@@ -535,10 +539,18 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         if settings.init_db:
             await run_in_threadpool(platform.init)
         checks.start()
+        loop = None
+        if settings.sync_interval > 0:
+            from socred.service.federation import SyncLoop
+
+            loop = SyncLoop(platform, settings.sync_interval)
+            loop.start()
         log.info("socred API started", extra={"fields": {"event": "start", "database": _safe_url(platform)}})
         try:
             yield
         finally:
+            if loop is not None:
+                await run_in_threadpool(loop.stop)
             await run_in_threadpool(checks.stop)
             for engine in {read_engine, write_engine} - {platform.engine}:
                 engine.dispose()
@@ -567,6 +579,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
             continue
         app.include_router(module.router)
     app.include_router(importlib.import_module("socred.api.routers.due_process").router)
+    app.include_router(importlib.import_module("socred.api.routers.federation").router)
     _include_optional_routers(app)
     install_openapi(app)
     app.add_middleware(Observability, services=services)

@@ -55,6 +55,12 @@ class Settings(BaseSettings):
         default=False,
         description="Let FastAPI's OpenTelemetry instrumentation run (when a provider is set up).",
     )
+    sync_interval: float = Field(
+        default=0,
+        ge=0,
+        description="Seconds between background syncs from the registered upstream nodes (0: off; "
+        "see docs/federation.md).",
+    )
     init_db: bool = Field(
         default=False, description="Create or upgrade the schema at start (as 'socred init')."
     )

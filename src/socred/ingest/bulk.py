@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as _pc
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from socred.domain.records import (
     KNOWN_FIELDS,
@@ -583,159 +583,161 @@ def _subjects_table(
 
 def apply_batch(engine: Engine, ctx: Context, prep: Prepared) -> BatchOutcome:
     """Validate and apply one batch in one transaction (the ledger lock is held throughout)."""
-    out = BatchOutcome()
     with engine.begin() as conn:
-        sqlite = conn.dialect.name != "postgresql"
-        if sqlite:
-            # Checkpoint the WAL every 128 MB rather than every 4 MB: a batch dirties thousands of
-            # random index pages, and fewer, larger checkpoints write each of them once.
-            repo.driver(conn).execute(f"PRAGMA wal_autocheckpoint={SQLITE_WAL_AUTOCHECKPOINT}")
-        seq0, head = repo.lock_head(conn)
-        keys = prep.keys
-        stored = repo.load_states(conn, ctx.source, {k for k in keys if k is not None})
-        # fast rows stay fast only for records that do not exist and occur once in the batch
-        fast_pos = prep.fast_pos
-        keep = np.ones(len(fast_pos), dtype=bool)
-        present = [k for k in keys if k is not None]
-        repeated: set[str] = set()
-        if len(set(present)) != len(present):
-            seen: set[str] = set()
-            for k in present:
-                if k in seen:
-                    repeated.add(k)
-                seen.add(k)
-        if len(fast_pos) and (stored or repeated):
-            for i, p in enumerate(fast_pos.tolist()):
-                k = keys[p]
-                if k in stored or k in repeated:
-                    keep[i] = False
-        ops = list(prep.ops)
-        for i in np.flatnonzero(~keep).tolist():
-            p = int(fast_pos[i])
-            ops[p] = prep.op(p)
-        # every other row: validate() against the state after the rows before it
-        states: dict[str, RecordState] = dict(stored)
-        acc_pos: list[int] = []
-        acc: list[Accepted] = []
-        for p, op in enumerate(ops):
-            if op is None:
-                continue
-            if isinstance(op, BadRow):
-                out.errors.append((prep.lines[p], None, op.field, op.message))
-                continue
-            key = keys[p]
-            outcome = validate(op, states.get(key) if key else None, ctx)
-            if isinstance(outcome, Rejection):
-                out.errors.append((prep.lines[p], op, outcome.field, outcome.message))
-            elif isinstance(outcome, Duplicate):
-                out.duplicates += 1
-            else:
-                states[outcome.state.record_id] = outcome.state
-                acc_pos.append(p)
-                acc.append(outcome)
-        kept = fast_pos[keep]
-        fast = prep.fast.filter(pa.array(keep)) if prep.fast is not None and len(kept) else None
-        nf = len(kept)
-        total = nf + len(acc)
-        out.accepted = total
-        if total == 0:
-            return out
-        # ledger entries in row order
-        slow_bodies = pa.array(
-            [a.state.submit_body if a.op == "submit" else canonical(a.body) for a in acc], pa.string()
-        )
-        slow_kinds = pa.array([a.op for a in acc], pa.string())
-        if fast is not None and acc:
-            order = np.argsort(np.concatenate([kept, np.asarray(acc_pos, dtype=np.int64)]), kind="stable")
-            bodies = pa.concat_arrays([fast.column("body").combine_chunks(), slow_bodies]).take(
-                pa.array(order)
-            )
-            kinds = pa.concat_arrays([pa.array(["submit"] * nf, pa.string()), slow_kinds]).take(
-                pa.array(order)
-            )
-            rank = np.empty(total, dtype=np.int64)
-            rank[order] = np.arange(total)
-        elif fast is not None:
-            bodies = fast.column("body").combine_chunks()
-            kinds = pa.array(["submit"] * nf, pa.string())
-            rank = np.arange(total)
+        return apply_in(conn, ctx, prep)
+
+
+def apply_in(conn: Connection, ctx: Context, prep: Prepared) -> BatchOutcome:
+    """:func:`apply_batch` inside the caller's transaction (federation applies a page of several sources
+    and its provenance in one transaction)."""
+    out = BatchOutcome()
+    sqlite = conn.dialect.name != "postgresql"
+    if sqlite:
+        # Checkpoint the WAL every 128 MB rather than every 4 MB: a batch dirties thousands of
+        # random index pages, and fewer, larger checkpoints write each of them once.
+        repo.driver(conn).execute(f"PRAGMA wal_autocheckpoint={SQLITE_WAL_AUTOCHECKPOINT}")
+    seq0, head = repo.lock_head(conn)
+    keys = prep.keys
+    stored = repo.load_states(conn, ctx.source, {k for k in keys if k is not None})
+    # fast rows stay fast only for records that do not exist and occur once in the batch
+    fast_pos = prep.fast_pos
+    keep = np.ones(len(fast_pos), dtype=bool)
+    present = [k for k in keys if k is not None]
+    repeated: set[str] = set()
+    if len(set(present)) != len(present):
+        seen: set[str] = set()
+        for k in present:
+            if k in seen:
+                repeated.add(k)
+            seen.add(k)
+    if len(fast_pos) and (stored or repeated):
+        for i, p in enumerate(fast_pos.tolist()):
+            k = keys[p]
+            if k in stored or k in repeated:
+                keep[i] = False
+    ops = list(prep.ops)
+    for i in np.flatnonzero(~keep).tolist():
+        p = int(fast_pos[i])
+        ops[p] = prep.op(p)
+    # every other row: validate() against the state after the rows before it
+    states: dict[str, RecordState] = dict(stored)
+    acc_pos: list[int] = []
+    acc: list[Accepted] = []
+    for p, op in enumerate(ops):
+        if op is None:
+            continue
+        if isinstance(op, BadRow):
+            out.errors.append((prep.lines[p], None, op.field, op.message))
+            continue
+        key = keys[p]
+        outcome = validate(op, states.get(key) if key else None, ctx)
+        if isinstance(outcome, Rejection):
+            out.errors.append((prep.lines[p], op, outcome.field, outcome.message))
+        elif isinstance(outcome, Duplicate):
+            out.duplicates += 1
         else:
-            bodies, kinds, rank = slow_bodies, slow_kinds, np.arange(total)
-        ts = utc_timestamp()
-        seq, prevs, hashes = seal(seq0 + 1, head, ts, ctx.source, kinds, bodies)
-        ledger = pa.table(
+            states[outcome.state.record_id] = outcome.state
+            acc_pos.append(p)
+            acc.append(outcome)
+    kept = fast_pos[keep]
+    fast = prep.fast.filter(pa.array(keep)) if prep.fast is not None and len(kept) else None
+    nf = len(kept)
+    total = nf + len(acc)
+    out.accepted = total
+    if total == 0:
+        return out
+    # ledger entries in row order
+    slow_bodies = pa.array(
+        [a.state.submit_body if a.op == "submit" else canonical(a.body) for a in acc], pa.string()
+    )
+    slow_kinds = pa.array([a.op for a in acc], pa.string())
+    if fast is not None and acc:
+        order = np.argsort(np.concatenate([kept, np.asarray(acc_pos, dtype=np.int64)]), kind="stable")
+        bodies = pa.concat_arrays([fast.column("body").combine_chunks(), slow_bodies]).take(pa.array(order))
+        kinds = pa.concat_arrays([pa.array(["submit"] * nf, pa.string()), slow_kinds]).take(pa.array(order))
+        rank = np.empty(total, dtype=np.int64)
+        rank[order] = np.arange(total)
+    elif fast is not None:
+        bodies = fast.column("body").combine_chunks()
+        kinds = pa.array(["submit"] * nf, pa.string())
+        rank = np.arange(total)
+    else:
+        bodies, kinds, rank = slow_bodies, slow_kinds, np.arange(total)
+    ts = utc_timestamp()
+    seq, prevs, hashes = seal(seq0 + 1, head, ts, ctx.source, kinds, bodies)
+    ledger = pa.table(
+        {
+            "seq": seq,
+            "recorded_at": pa.array([ts] * total, pa.string()),
+            "actor": pa.array([ctx.source] * total, pa.string()),
+            "kind": kinds,
+            "body": bodies,
+            "prev_hash": prevs,
+            "hash": hashes,
+        }
+    )
+    repo.insert_rows(conn, "ledger", repo.LEDGER_COLUMNS, ledger)
+    seq_np = seq.to_numpy()
+    subject_parts: list[pa.Table] = []
+    if fast is not None:
+        fseq = pa.array(seq_np[rank[:nf]])
+        nulls = pa.nulls(nf, pa.string())
+        records = pa.table(
             {
-                "seq": seq,
-                "recorded_at": pa.array([ts] * total, pa.string()),
-                "actor": pa.array([ctx.source] * total, pa.string()),
-                "kind": kinds,
-                "body": bodies,
-                "prev_hash": prevs,
-                "hash": hashes,
+                "source": pa.array([ctx.source] * nf, pa.string()),
+                "record_id": fast.column("record_id"),
+                "subject_id": fast.column("subject_id"),
+                "kind": fast.column("kind"),
+                "subject_region": fast.column("subject_region"),
+                "subject_name": fast.column("subject_name"),
+                "category": fast.column("category"),
+                "occurred_on": fast.column("occurred_on"),
+                "case_number": fast.column("case_number"),
+                "summary": fast.column("summary"),
+                "region": fast.column("region"),
+                "attributes": fast.column("attributes"),
+                "retracted": pa.array(np.zeros(nf, dtype=np.int64)) if sqlite else pa.array([False] * nf),
+                "retract_reason": nulls,
+                "repaired_on": nulls,
+                "repair_reason": nulls,
+                "submit_body": fast.column("body"),
+                "first_seq": fseq,
+                "last_seq": fseq,
             }
         )
-        repo.insert_rows(conn, "ledger", repo.LEDGER_COLUMNS, ledger)
-        seq_np = seq.to_numpy()
-        subject_parts: list[pa.Table] = []
-        if fast is not None:
-            fseq = pa.array(seq_np[rank[:nf]])
-            nulls = pa.nulls(nf, pa.string())
-            records = pa.table(
+        repo.insert_rows(conn, "records", repo.RECORD_COLUMNS, records)
+        subject_parts.append(
+            pa.table(
                 {
-                    "source": pa.array([ctx.source] * nf, pa.string()),
-                    "record_id": fast.column("record_id"),
                     "subject_id": fast.column("subject_id"),
                     "kind": fast.column("kind"),
-                    "subject_region": fast.column("subject_region"),
-                    "subject_name": fast.column("subject_name"),
-                    "category": fast.column("category"),
-                    "occurred_on": fast.column("occurred_on"),
-                    "case_number": fast.column("case_number"),
-                    "summary": fast.column("summary"),
-                    "region": fast.column("region"),
-                    "attributes": fast.column("attributes"),
-                    "retracted": pa.array(np.zeros(nf, dtype=np.int64)) if sqlite else pa.array([False] * nf),
-                    "retract_reason": nulls,
-                    "repaired_on": nulls,
-                    "repair_reason": nulls,
-                    "submit_body": fast.column("body"),
-                    "first_seq": fseq,
-                    "last_seq": fseq,
+                    "region": fast.column("subject_region"),
+                    "name": fast.column("subject_name"),
+                    "seq": fseq,
                 }
             )
-            repo.insert_rows(conn, "records", repo.RECORD_COLUMNS, records)
-            subject_parts.append(
-                pa.table(
-                    {
-                        "subject_id": fast.column("subject_id"),
-                        "kind": fast.column("kind"),
-                        "region": fast.column("subject_region"),
-                        "name": fast.column("subject_name"),
-                        "seq": fseq,
-                    }
-                )
+        )
+    if acc:
+        aseq = seq_np[rank[nf:]].tolist()
+        new = [(a.state, s) for a, s in zip(acc, aseq, strict=True) if a.state.record_id not in stored]
+        changed = [(a.state, s) for a, s in zip(acc, aseq, strict=True) if a.state.record_id in stored]
+        new_rows, changed_rows, touched = repo.state_rows(new, changed, sqlite=sqlite)
+        repo.write_records(conn, new_rows, changed_rows)
+        subject_parts.append(
+            pa.table(
+                {
+                    "subject_id": pa.array([r[0] for r in touched], pa.string()),
+                    "kind": pa.array([r[1] for r in touched], pa.string()),
+                    "region": pa.array([r[2] for r in touched], pa.string()),
+                    "name": pa.array([r[3] for r in touched], pa.string()),
+                    "seq": pa.array([r[4] for r in touched], pa.int64()),
+                }
             )
-        if acc:
-            aseq = seq_np[rank[nf:]].tolist()
-            new = [(a.state, s) for a, s in zip(acc, aseq, strict=True) if a.state.record_id not in stored]
-            changed = [(a.state, s) for a, s in zip(acc, aseq, strict=True) if a.state.record_id in stored]
-            new_rows, changed_rows, touched = repo.state_rows(new, changed, sqlite=sqlite)
-            repo.write_records(conn, new_rows, changed_rows)
-            subject_parts.append(
-                pa.table(
-                    {
-                        "subject_id": pa.array([r[0] for r in touched], pa.string()),
-                        "kind": pa.array([r[1] for r in touched], pa.string()),
-                        "region": pa.array([r[2] for r in touched], pa.string()),
-                        "name": pa.array([r[3] for r in touched], pa.string()),
-                        "seq": pa.array([r[4] for r in touched], pa.int64()),
-                    }
-                )
-            )
-        s = pa.concat_tables(subject_parts)
-        subjects = _subjects_table(s["subject_id"], s["kind"], s["region"], s["name"], s["seq"])
-        repo.upsert_subjects(conn, subjects)
-        repo.set_head(conn, int(seq_np[-1]), hashes[total - 1].as_py())
+        )
+    s = pa.concat_tables(subject_parts)
+    subjects = _subjects_table(s["subject_id"], s["kind"], s["region"], s["name"], s["seq"])
+    repo.upsert_subjects(conn, subjects)
+    repo.set_head(conn, int(seq_np[-1]), hashes[total - 1].as_py())
     return out
 
 

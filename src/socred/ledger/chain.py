@@ -31,6 +31,15 @@ def utc_timestamp(now: datetime | None = None) -> str:
     return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def checkpoint_message(origin: str, size: int, root_hash: str, merkle_root: str | None = None) -> str:
+    """The exact text a checkpoint signature covers: canonical JSON of the origin, the size, the head
+    hash and, when given, the RFC 6962 Merkle root of the first ``size`` entries (ledger/merkle.py)."""
+    fields: dict[str, Any] = {"origin": origin, "root_hash": root_hash, "size": size}
+    if merkle_root is not None:
+        fields["merkle_root"] = merkle_root
+    return json.dumps(fields, sort_keys=True, separators=(",", ":"))
+
+
 def entry_bytes(seq: int, recorded_at: str, actor: str, kind: str, body_json: str) -> bytes:
     """Canonical JSON of everything in an entry but its hashes.
 

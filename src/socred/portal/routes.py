@@ -419,7 +419,35 @@ def stats_page(request: Request) -> Response:
         check_rows=[
             [tr.activity(c["activity"]), c["allowed"], c["restricted"]] for c in stats["checks"] or []
         ],
+        node_rows=_node_rows(request, tr),
     )
+
+
+def _node_rows(request: Request, tr: i18n.Translator) -> list[list[Any]]:
+    """Upstream nodes for the statistics page (federation; empty on a node that pulls from none)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from socred.service import federation
+
+    try:
+        nodes = federation.list_nodes(request.app.state.socred.platform)
+    except (SQLAlchemyError, ValueError):
+        return []
+    rows = []
+    for n in nodes:
+        st = n.status()
+        rows.append(
+            [
+                n.code,
+                tr.gettext(n.pull),
+                st["verified_seq"],
+                st["lag_entries"],
+                f"{st['lag_seconds']:.0f}",
+                st["errors"],
+                (st["last_error"] or "—")[:120],
+            ]
+        )
+    return rows
 
 
 @router.get("/static/{name}")

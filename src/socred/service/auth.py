@@ -31,12 +31,13 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from socred.domain.ids import IdentifierError, parse_subject_id
-from socred.ledger.chain import utc_timestamp
+from socred.ledger.chain import GENESIS_HEX, checkpoint_message, utc_timestamp
 from socred.service.platform import NotFound, Platform, UsageError, hash_key, new_key
+from socred.store import repo
 from socred.store import schema as t
 from socred.store import schema_api as ta
 
-PrincipalKind = Literal["provider", "party", "subject", "reviewer", "admin", "auditor"]
+PrincipalKind = Literal["provider", "party", "subject", "reviewer", "admin", "auditor", "node"]
 TOKEN_ROLES: tuple[str, ...] = ("subject", "reviewer", "admin", "auditor")
 STAFF_ROLES: frozenset[str] = frozenset({"reviewer", "admin", "auditor"})
 
@@ -45,6 +46,7 @@ ACTIVITY_RE = re.compile(r"^[a-z0-9_]{1,64}$")
 USER_RE = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
 PROVIDER_PREFIX = "sp_"
 PARTY_PREFIX = "rp_"
+NODE_PREFIX = "nk_"
 ISSUER = "socred"
 MAX_TTL = 30 * 24 * 3600
 CLOCK_SKEW = 30
@@ -426,31 +428,40 @@ class LedgerSigner:
         return cls(_load_private_key(seed), origin)
 
     @staticmethod
-    def message(origin: str, size: int, root_hash: str) -> str:
-        return json.dumps(
-            {"origin": origin, "root_hash": root_hash, "size": size}, sort_keys=True, separators=(",", ":")
-        )
+    def message(origin: str, size: int, root_hash: str, merkle_root: str | None = None) -> str:
+        return checkpoint_message(origin, size, root_hash, merkle_root)
 
-    def checkpoint(self, size: int, root_hash: str) -> dict[str, Any]:
-        message = self.message(self.origin, size, root_hash)
+    def sign_text(self, text: str) -> str:
+        """Base64 Ed25519 signature of ``text`` (UTF-8): list snapshots published to other nodes."""
+        return base64.b64encode(self._key.sign(text.encode())).decode()
+
+    def checkpoint(self, size: int, root_hash: str, merkle_root: str | None = None) -> dict[str, Any]:
+        message = self.message(self.origin, size, root_hash, merkle_root)
         signature = self._key.sign(message.encode())
-        return {
+        out: dict[str, Any] = {
             "origin": self.origin,
             "size": size,
             "root_hash": root_hash,
-            "algorithm": "Ed25519",
-            "key_id": self.key_id,
-            "public_key": base64.b64encode(self.public_key).decode(),
-            "signed_message": message,
-            "signature": base64.b64encode(signature).decode(),
         }
+        if merkle_root is not None:
+            out["merkle_root"] = merkle_root
+        out.update(
+            {
+                "algorithm": "Ed25519",
+                "key_id": self.key_id,
+                "public_key": base64.b64encode(self.public_key).decode(),
+                "signed_message": message,
+                "signature": base64.b64encode(signature).decode(),
+            }
+        )
+        return out
 
 
 def verify_checkpoint(cp: dict[str, Any]) -> bool:
     """Check a checkpoint's signature against the public key it names (for outsiders and tests)."""
     try:
         pub = Ed25519PublicKey.from_public_bytes(base64.b64decode(cp["public_key"]))
-        message = LedgerSigner.message(cp["origin"], int(cp["size"]), cp["root_hash"])
+        message = LedgerSigner.message(cp["origin"], int(cp["size"]), cp["root_hash"], cp.get("merkle_root"))
         if message != cp.get("signed_message", message):
             return False
         pub.verify(base64.b64decode(cp["signature"]), message.encode())
@@ -459,10 +470,21 @@ def verify_checkpoint(cp: dict[str, Any]) -> bool:
         return False
 
 
-def ledger_checkpoint(platform: Platform, signer: LedgerSigner) -> dict[str, Any]:
+def ledger_checkpoint(platform: Platform, signer: LedgerSigner, size: int | None = None) -> dict[str, Any]:
+    """The signed checkpoint of the head (or of the first ``size`` entries), with its Merkle root."""
+    from socred.store import merkle_store
+
     platform.ensure_schema()
-    size, root = platform.head()
-    return signer.checkpoint(size, root)
+    merkle_store.catch_up(platform.engine)
+    with platform.engine.connect() as conn:
+        head, root = repo.head(conn)
+        if size is not None and size != head:
+            if not 0 <= size <= head:
+                raise UsageError(f"the ledger has {head} entries, not {size}")
+            root = conn.execute(select(t.ledger.c.hash).where(t.ledger.c.seq == size)).scalar() or GENESIS_HEX
+            head = size
+        merkle_root = merkle_store.Tree(conn).root(head).hex()
+    return signer.checkpoint(head, root, merkle_root)
 
 
 # ------------------------------------------------------------------ authentication
@@ -504,6 +526,13 @@ class Authenticator:
             if party is None:
                 raise TokenError("unknown or revoked relying-party key")
             return party_principal(party)
+        if credential.startswith(NODE_PREFIX):
+            from socred.service import federation  # it imports the platform, as this module does
+
+            found = federation.node_by_key(self.platform, credential)
+            if found is None:
+                raise TokenError("unknown or revoked node key")
+            return Principal(kind="node", id=found[0], name=found[0], claims={"regions": found[1]})
         if self._verifier is not None:
             return self._verifier(credential)
         return self._codec().verify(credential)

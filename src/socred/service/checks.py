@@ -42,11 +42,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from socred.domain import scoring
 from socred.domain.catalog import Catalog, CatalogError, parse_catalog
+from socred.domain.federation import NationalMembership
+from socred.domain.federation import overlay as federation_overlay
 from socred.domain.ids import IdentifierError, SubjectId, parse_subject_id
 from socred.domain.records import RecordState, apply_body, canonical
 from socred.domain.scoring import ScoringError, ScoringRecord
 from socred.ledger.chain import GENESIS_HEX, utc_timestamp
-from socred.service import list_actions
+from socred.service import federation, list_actions
 from socred.service.auth import Party, parties_by_key_hashes
 from socred.service.platform import NotFound, Platform
 from socred.store import repo
@@ -86,6 +88,8 @@ class CheckIndex:
         self.head = ""
         self.by_subject: dict[str, dict[tuple[str, str], ScoringRecord]] = {}
         self.actions: dict[str, list[list_actions.ListAction]] = {}  # approved manual list actions
+        self.national: dict[str, list[NationalMembership]] = {}  # lists published by upstream nodes
+        self._lists_marker: tuple[tuple[str, int], ...] | None = None
         self.catalogs: list[Catalog] = []
         self.records = 0
         self._parsed: dict[tuple[str, int, str], Catalog] = {}
@@ -141,6 +145,10 @@ class CheckIndex:
             self.actions = {}
         for a in list_actions.approved(conn, None, 0 if full else self.seq):
             self.actions.setdefault(a.subject_id, []).append(a)
+        marker = federation.lists_marker(conn)
+        if full or marker != self._lists_marker:
+            self.national = federation.national_memberships(conn) if marker else {}
+            self._lists_marker = marker
         self._load_catalogs(conn)
         self.seq, self.head = seq, head
         return True
@@ -187,7 +195,12 @@ class CheckIndex:
         return list(recs.values()) if recs else []
 
     def check(self, sid: SubjectId, activity: str, at: date) -> dict[str, Any]:
-        """The ``check --json`` object of cli.md for one subject."""
+        """The ``check --json`` object of cli.md for one subject (with lists published from above)."""
+        answer = self._local_check(sid, activity, at)
+        national = self.national.get(sid.value)
+        return federation_overlay(answer, national, activity, at) if national else answer
+
+    def _local_check(self, sid: SubjectId, activity: str, at: date) -> dict[str, Any]:
         catalog = self.catalog_for(sid, at)
         actions = self.actions.get(sid.value)
         if not actions and not self.by_subject.get(sid.value):
@@ -595,6 +608,10 @@ def reproduce(platform: Platform, receipt: dict[str, Any]) -> dict[str, Any]:
     ]
     result = list_actions.apply(catalog, scoring.score(catalog, sid.value, sid.kind, records, at), manual)
     again = scoring.check_from_score(catalog, result, receipt["activity"]).to_dict()
+    with platform.engine.connect() as conn:
+        national = federation.national_memberships(conn, size).get(sid.value)
+    if national:  # the lists published from above, as this node held them at that ledger size
+        again = federation_overlay(again, national, receipt["activity"], at)
     out.update(recomputed=again, match=again == receipt["result"])
     return out
 

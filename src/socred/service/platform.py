@@ -21,6 +21,7 @@ from sqlalchemy import Engine, select
 
 from socred.domain import clock, scoring
 from socred.domain.catalog import Catalog, CatalogError, parse_catalog
+from socred.domain.federation import overlay as federation_overlay
 from socred.domain.ids import IdentifierError, SubjectId, parse_subject_id
 from socred.domain.records import (
     Context,
@@ -306,7 +307,24 @@ class Platform:
         at = at or clock.today()
         catalog = self.choose_catalog(sid, at, catalog_id)
         result = scoring.score(catalog, sid.value, sid.kind, self.scoring_records(sid.value), at)
-        return scoring.check_from_score(catalog, self.with_list_actions(catalog, result), activity)
+        answer = scoring.check_from_score(catalog, self.with_list_actions(catalog, result), activity)
+        from socred.service import federation  # it imports this module
+
+        with self.engine.connect() as conn:
+            national = federation.national_memberships(conn).get(sid.value)
+        if not national:
+            return answer
+        d = federation_overlay(answer.to_dict(), national, activity, at)
+        return CheckResult(
+            answer.subject_id,
+            activity,
+            at,
+            answer.catalog,
+            d["decision"],
+            tuple(d["measures"]),
+            tuple(d["lists"]),
+            date.fromisoformat(d["until"]) if d["until"] else None,
+        )
 
     # ------------------------------------------------------------- ledger
 

@@ -218,10 +218,14 @@ def iter_entries(conn: Connection, after: int = 0, batch: int = 5000) -> Iterato
 
 
 def verify(conn: Connection) -> VerifyResult:
+    from socred.ledger.merkle import Frontier
+
     v = ChainVerifier()
+    frontier = Frontier()
     for e in iter_entries(conn):
         if not v.feed(e):
             return v.result()
+        frontier.append(bytes.fromhex(e.hash))
     result = v.result()
     head_seq, head_hash = head(conn)
     if head_seq > result.entries:
@@ -240,6 +244,19 @@ def verify(conn: Connection) -> VerifyResult:
             head_seq,
             f"entry {head_seq} does not match the recorded head hash",
         )
+    from socred.store import merkle_store
+
+    if result.entries and merkle_store.has_cache(conn):
+        bad = merkle_store.first_bad_chunk(conn, frontier.size)
+        if bad is not None:
+            return VerifyResult(
+                False,
+                result.entries,
+                result.head,
+                bad * merkle_store.CHUNK + 1,
+                f"the cached Merkle tree disagrees with the chain from entry {bad * merkle_store.CHUNK + 1}: "
+                "its nodes were edited (signed checkpoints would carry a wrong Merkle root)",
+            )
     return result
 
 

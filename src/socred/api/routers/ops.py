@@ -65,6 +65,30 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.fed_lag_entries = Gauge(
+            "socred_federation_lag_entries",
+            "Entries an upstream node holds that are not applied here.",
+            ["node"],
+            registry=r,
+        )
+        self.fed_lag_seconds = Gauge(
+            "socred_federation_lag_seconds",
+            "Age of the oldest upstream entry not applied here.",
+            ["node"],
+            registry=r,
+        )
+        self.fed_verified = Gauge(
+            "socred_federation_verified_seq",
+            "Last upstream entry verified and applied.",
+            ["node"],
+            registry=r,
+        )
+        self.fed_errors = Gauge(
+            "socred_federation_errors",
+            "Syncs refused or failed, per upstream node (since registration).",
+            ["node"],
+            registry=r,
+        )
         self.index_seq = Gauge(
             "socred_check_index_ledger_size", "Ledger size the check index is at.", registry=r
         )
@@ -153,4 +177,15 @@ def metrics(request: Request) -> Response:
     m: Metrics = s.metrics
     m.index_seq.set(max(s.checks.index.seq, 0))
     m.index_records.set(s.checks.index.records)
+    try:
+        from socred.service import federation
+
+        for n in federation.list_nodes(s.platform):
+            st = n.status()
+            m.fed_lag_entries.labels(n.code).set(st["lag_entries"])
+            m.fed_lag_seconds.labels(n.code).set(st["lag_seconds"])
+            m.fed_verified.labels(n.code).set(n.verified_seq)
+            m.fed_errors.labels(n.code).set(n.errors)
+    except (SQLAlchemyError, ValueError):  # metrics must answer even when the database does not
+        pass
     return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
