@@ -145,8 +145,18 @@ def _global(
 
 @app.command()
 def init() -> None:
-    """Create (or upgrade) the database schema. Safe to run again."""
-    platform().init()
+    """Create (or upgrade) the database schema, and the ledger signing key outside it. Safe to run again.
+
+    The key goes to SOCRED_SIGNING_KEY_FILE, or beside a SQLite database as DB.ledger-key (mode 600).
+    Keep it secret and back it up: it signs the ledger's checkpoints (docs/ledger.md).
+    """
+    from socred.service.auth import create_signing_key_file
+
+    p = platform()
+    p.init()
+    made = create_signing_key_file(p.engine)
+    if made is not None:
+        err.print(f"ledger signing key written to {made} (keep it secret, back it up)")
     err.print("[green]schema is up to date[/green]")
 
 
@@ -428,6 +438,7 @@ def ledger_verify() -> None:
         raise Exit(1)
 
 
+@app.command("rebuild")
 @ledger_app.command("rebuild")
 def ledger_rebuild() -> None:
     """Rebuild the records projection from the ledger alone."""

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -57,3 +59,30 @@ def test_ledger_entries_page(env: Env) -> None:
     assert [e["seq"] for e in page["entries"]] == [1, 2, 3, 4] and page["next_after"] == 4
     r = env.get("/api/v1/ledger/entries", "admin", params={"reason": "paging test", "after": 4, "limit": 4})
     assert [e["seq"] for e in r.json()["entries"]] == [5, 6] and r.json()["next_after"] is None
+
+
+def test_init_makes_the_signing_key_outside_the_database(tmp_path: Path) -> None:
+    import hashlib
+    import sqlite3
+    import stat
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    db = tmp_path / "k.db"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOCRED_SIGNING")}
+    run = [sys.executable, "-m", "socred", "--db", str(db)]
+    assert subprocess.run([*run, "init"], capture_output=True, text=True, env=env).returncode == 0
+    key_file = tmp_path / "k.db.ledger-key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    seed = bytes.fromhex(key_file.read_text().strip())
+    public = Ed25519PrivateKey.from_private_bytes(seed).public_key()
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    out = subprocess.run([*run, "ledger", "checkpoint"], capture_output=True, text=True, env=env)
+    cp = json.loads(out.stdout)
+    assert cp["key_id"] == hashlib.sha256(raw).hexdigest()[:16] and verify_checkpoint(cp)
+    with sqlite3.connect(db) as c:
+        assert c.execute("SELECT count(*) FROM keystore WHERE name = 'ledger_signing_key'").fetchone() == (0,)
+    # running init again keeps the key
+    assert subprocess.run([*run, "init"], capture_output=True, text=True, env=env).returncode == 0
+    assert bytes.fromhex(key_file.read_text().strip()) == seed

@@ -74,17 +74,17 @@ def test_frontier_matches_the_tree(n: int) -> None:
     assert again.root() == f.root()
 
 
-def test_database_tree_matches_the_definition(tmp_path: object) -> None:
-    """Proofs served from the database (cached chunks of 256 and the ledger's hashes) verify."""
-    from pathlib import Path
+def test_database_tree_matches_the_definition(db_url: str) -> None:
+    """Proofs served from the database (cached chunks of 256 and the ledger's hashes) verify; on SQLite and
+    PostgreSQL."""
+    from sqlalchemy import update
 
     from socred.service.platform import Platform
     from socred.store import merkle_store
     from tests.conftest import CATALOGS
     from tests.helpers import PERSON, rows
 
-    assert isinstance(tmp_path, Path)
-    p = Platform(f"sqlite:///{tmp_path / 'm.db'}")
+    p = Platform(db_url)
     p.init()
     p.load_catalog_file(CATALOGS / "national.yaml")
     p.add_provider("court", "Court", ["CONTRACT_BREACH_JUDGMENT"])
@@ -116,7 +116,8 @@ def test_database_tree_matches_the_definition(tmp_path: object) -> None:
             assert tree.consistency(m, size) == merkle.consistency_path(oracle, m, size)
     assert p.verify_ledger().ok
     with p.engine.begin() as c:  # a cached node edited behind the application's back
-        c.exec_driver_sql("UPDATE merkle_nodes SET hash = zeroblob(32) WHERE level = 8 AND idx = 1")
+        t = merkle_store.merkle_nodes
+        c.execute(update(t).where(t.c.level == 8, t.c.idx == 1).values(hash=bytes(32)))
     bad = p.verify_ledger()
     assert not bad.ok and bad.first_bad_seq == 257 and "cached Merkle tree" in (bad.reason or "")
     p.engine.dispose()

@@ -138,7 +138,9 @@ class Services:
             with self._lock:
                 if self._signer is None:
                     key = self.settings.signing_key.get_secret_value() if self.settings.signing_key else None
-                    self._signer = LedgerSigner.load(self.platform.engine, key, self.settings.origin)
+                    self._signer = LedgerSigner.load(
+                        self.platform.engine, key, self.settings.origin, self.settings.signing_key_file
+                    )
         return self._signer
 
     def authenticator(self) -> Authenticator:

@@ -23,6 +23,11 @@ class Settings(BaseSettings):
         description="Ed25519 key signing ledger checkpoints: 64 hex digits, base64 of 32 bytes or PEM; "
         "default: generated once, kept in the database.",
     )
+    signing_key_file: str | None = Field(
+        default=None,
+        description="File holding the Ed25519 ledger key (made by 'socred init'); default: DB.ledger-key beside "
+        "a SQLite database.",
+    )
     origin: str = Field(default="socred", description="The name this ledger signs its checkpoints under.")
     public_rate: str = Field(
         default="6000/minute",

@@ -18,11 +18,13 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import re
 import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from cryptography.hazmat.primitives import serialization
@@ -411,9 +413,20 @@ class LedgerSigner:
         self.key_id = hashlib.sha256(self.public_key).hexdigest()[:16]
 
     @classmethod
-    def load(cls, engine: Engine, configured: str | None, origin: str = "socred") -> LedgerSigner:
+    def load(
+        cls, engine: Engine, configured: str | None, origin: str = "socred", key_file: str | None = None
+    ) -> LedgerSigner:
+        """The key: ``configured`` (SOCRED_SIGNING_KEY), else the key file (SOCRED_SIGNING_KEY_FILE, or the
+        one ``socred init`` writes beside a SQLite database), else the database's keystore (legacy)."""
         if configured:
             return cls(_load_private_key(configured), origin)
+        path = signing_key_file(engine, key_file)
+        if path is not None and path.exists():
+            try:
+                text = path.read_text(encoding="ascii")
+            except (OSError, UnicodeDecodeError) as e:
+                raise UsageError(f"cannot read the ledger signing key file {str(path)!r}: {e}") from None
+            return cls(_load_private_key(text), origin)
         seed = keystore_get_or_create(
             engine,
             "ledger_signing_key",
@@ -455,6 +468,46 @@ class LedgerSigner:
             }
         )
         return out
+
+
+def signing_key_file(engine: Engine, given: str | None = None) -> Path | None:
+    """Where the ledger signing key lives outside the database: ``given``, SOCRED_SIGNING_KEY_FILE, or
+    ``<database>.ledger-key`` beside a SQLite file; None for a server database without either."""
+    explicit = given or os.environ.get("SOCRED_SIGNING_KEY_FILE")
+    if explicit:
+        return Path(explicit)
+    url = engine.url
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        return Path(url.database + ".ledger-key")
+    return None
+
+
+def create_signing_key_file(engine: Engine, given: str | None = None) -> Path | None:
+    """``socred init``: make the ledger signing key, readable by the owner only, outside the database.
+
+    Nothing is made when SOCRED_SIGNING_KEY is set, when the file exists, when there is no place for
+    it, or when the database already signs with a key of its keystore (changing it would orphan the
+    checkpoints already published). Returns the path written, or None.
+    """
+    if os.environ.get("SOCRED_SIGNING_KEY"):
+        return None
+    path = signing_key_file(engine, given)
+    if path is None or path.exists():
+        return None
+    with engine.connect() as conn:
+        if conn.execute(select(ta.keystore.c.name).where(ta.keystore.c.name == "ledger_signing_key")).first():
+            return None
+    seed = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return None
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(seed.hex() + "\n")
+    return path
 
 
 def verify_checkpoint(cp: dict[str, Any]) -> bool:
