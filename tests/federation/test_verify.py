@@ -300,3 +300,65 @@ def test_background_loop_syncs(sqlite_url: str, local: tuple[Platform, TestClien
         loop.stop()
     assert nat.score(PERSON).to_dict() == p_local.score(PERSON).to_dict()
     nat.engine.dispose()
+
+
+def test_large_runs_take_the_vectorised_path_and_keep_every_field(tmp_path: Any) -> None:
+    """A run of 64+ submits goes through the Arrow pre-validation: every body arrives byte for byte,
+    including fields only later rows carry (attributes, case numbers)."""
+    import random
+
+    from socred.demo import person_id
+
+    url = f"sqlite:///{tmp_path / 'big.db'}"
+    p = Platform(url)
+    p.init()
+    p.load_catalog_file(CATALOGS / "national.yaml")
+    p.add_provider("court", "Court", ["CONTRACT_BREACH_JUDGMENT", "DISHONEST_JUDGMENT_DEBTOR"])
+    rng = random.Random(4)
+    ops = []
+    for i in range(300):
+        op: dict[str, Any] = {
+            "op": "submit",
+            "record_id": f"b{i}",
+            "subject_id": person_id(rng, "310104"),
+            "subject_name": "李四",
+            "category": "CONTRACT_BREACH_JUDGMENT",
+            "occurred_on": "2026-05-01",
+        }
+        if i % 3 == 1:
+            op["attributes"] = {"court": "上海市第一中级人民法院", "amount": i}
+        if i % 5 == 2:
+            op["case_number"] = f"(2026)沪01执{i}号"
+        ops.append(op)
+    assert p.ingest("court", rows(ops)).accepted == 300
+    settings = Settings(
+        db=url, origin="cn-31", signing_key=bytes(range(32)).hex(), log_format="text", access_log=False
+    )
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        key = federation.allow_node(p, "cn", [""])
+        nat = Platform(f"sqlite:///{tmp_path / 'nat.db'}")
+        nat.init()
+        nat.load_catalog_file(CATALOGS / "national.yaml")
+        federation.add_node(nat, "cn-31", "http://testserver", PUBLIC, ["31"], key)
+        (r,) = federation.sync(nat, fetcher=TamperingFetcher(client), page_size=1000)
+    assert r.error is None and r.applied == 300 and r.duplicates == 0
+
+    def bodies(platform: Platform) -> list[str]:
+        with platform.engine.connect() as c:
+            return [
+                b
+                for (b,) in c.execute(
+                    select(t.ledger.c.body).where(t.ledger.c.kind == "submit").order_by(t.ledger.c.seq)
+                )
+            ]
+
+    assert bodies(nat) == bodies(p)
+    with nat.engine.connect() as c:
+        assert (
+            c.execute(
+                select(func.count()).select_from(t.records).where(t.records.c.attributes.is_not(None))
+            ).scalar()
+            == 100
+        )
+    nat.engine.dispose()
+    p.engine.dispose()
