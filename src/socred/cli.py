@@ -460,17 +460,7 @@ def ledger_show(
         for i, e in enumerate(repo.iter_entries(conn, after)):
             if i >= limit:
                 break
-            emit(
-                {
-                    "seq": e.seq,
-                    "recorded_at": e.recorded_at,
-                    "actor": e.actor,
-                    "kind": e.kind,
-                    "body": json.loads(e.body),
-                    "prev_hash": e.prev_hash,
-                    "hash": e.hash,
-                }
-            )
+            emit(e.to_json())
 
 
 # ---------------------------------------------------------------- identifiers

@@ -83,6 +83,18 @@ class Entry:
         assert isinstance(value, dict)
         return value
 
+    def to_json(self) -> dict[str, Any]:
+        """The entry as the API and ``socred ledger show`` print it (the body parsed)."""
+        return {
+            "seq": self.seq,
+            "recorded_at": self.recorded_at,
+            "actor": self.actor,
+            "kind": self.kind,
+            "body": json.loads(self.body),
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }
+
 
 def chain(start_seq: int, prev_hash: str, items: Iterable[tuple[str, str, str, str]]) -> Iterator[Entry]:
     """Seal ``(recorded_at, actor, kind, body_json)`` items into entries after ``prev_hash``."""

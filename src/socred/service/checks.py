@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import random
 import threading
 import time
 from collections import deque
@@ -50,6 +48,7 @@ from socred.domain.scoring import ScoringError, ScoringRecord
 from socred.ledger.chain import GENESIS_HEX, utc_timestamp
 from socred.service import federation, list_actions
 from socred.service.auth import Party, parties_by_key_hashes
+from socred.service.common import new_id
 from socred.service.platform import NotFound, Platform
 from socred.store import repo
 from socred.store import schema as t
@@ -59,24 +58,6 @@ log = logging.getLogger("socred.checks")
 
 RECORD_OPS = ("submit", "correct", "retract", "repair")
 MAX_GROUP_SUBJECTS = 20_000
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-
-# Seeded once from the OS; ids need uniqueness, not secrecy, and os.urandom per id would release the
-# GIL on the worker's hot path (each release costs a wait behind the event loop).
-_RANDOM = random.Random(os.urandom(32))
-
-
-def new_id(prefix: str) -> str:
-    """A time-ordered unique id (ULID layout: 48-bit milliseconds, 80 random bits)."""
-    n = (int(time.time() * 1000) << 80) | _RANDOM.getrandbits(80)
-    chars = []
-    for _ in range(26):
-        chars.append(_CROCKFORD[n & 31])
-        n >>= 5
-    return prefix + "".join(reversed(chars))
-
-
 # ------------------------------------------------------------------ the index
 
 

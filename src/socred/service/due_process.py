@@ -31,8 +31,8 @@ from socred.domain.ids import SubjectId
 from socred.domain.records import MAX_REASON, Accepted, Context, Duplicate, RecordState, canonical, validate
 from socred.domain.scoring import ScoreResult, ScoringError, ScoringRecord, select_catalog
 from socred.ledger.chain import utc_timestamp
-from socred.service import list_actions
-from socred.service.checks import new_id
+from socred.service import common, list_actions
+from socred.service.common import new_id
 from socred.service.platform import Platform, UsageError
 from socred.store import repo
 from socred.store import schema as t
@@ -81,12 +81,8 @@ def _text(value: str, field: str, limit: int = MAX_TEXT) -> str:
     return s
 
 
-def _day(v: Any) -> date:
-    return v if isinstance(v, date) else date.fromisoformat(str(v))
-
-
-def _iso(v: Any) -> str | None:
-    return None if v is None else _day(v).isoformat()
+_day = common.as_day
+_iso = common.iso_day
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,6 +50,7 @@ from socred.domain.scoring import ScoringError, ScoringRecord
 from socred.ingest.readers import Row
 from socred.ledger.chain import GENESIS_HEX, utc_timestamp
 from socred.ledger.merkle import Frontier
+from socred.service.common import as_day
 from socred.service.platform import NotFound, Platform, UsageError, hash_key, new_key
 from socred.store import repo
 from socred.store import schema as t
@@ -278,18 +279,7 @@ def serve_page(platform: Platform, signer: Any, after: int, limit: int) -> dict[
             last = entries[-1]
             checkpoint = signer.checkpoint(last.seq, last.hash, tree.root(last.seq).hex())
     out: dict[str, Any] = {
-        "entries": [
-            {
-                "seq": e.seq,
-                "recorded_at": e.recorded_at,
-                "actor": e.actor,
-                "kind": e.kind,
-                "body": json.loads(e.body),
-                "prev_hash": e.prev_hash,
-                "hash": e.hash,
-            }
-            for e in entries
-        ],
+        "entries": [e.to_json() for e in entries],
         "next_after": entries[-1].seq if entries and len(entries) == limit else None,
         "anchor": anchor,
         "head": head,
@@ -825,9 +815,9 @@ def list_snapshot(
                     rid,
                     src,
                     cat,
-                    _as_date(occ),
+                    as_day(occ),
                     bool(retracted),
-                    _as_date(repaired) if repaired is not None else None,
+                    as_day(repaired) if repaired is not None else None,
                 )
             )
         flush()
@@ -841,10 +831,6 @@ def list_snapshot(
     }
     payload["signature"] = signer.sign_text(snapshot_message(payload))
     return payload
-
-
-def _as_date(v: Any) -> date:
-    return v if isinstance(v, date) else date.fromisoformat(str(v)[:10])
 
 
 def pull_lists(platform: Platform, node: Node, fetcher: Fetcher) -> SyncReport:
@@ -964,8 +950,8 @@ def national_memberships(conn: Connection, at_seq: int | None = None) -> dict[st
                     r.list_code,
                     r.kind,
                     r.title,
-                    _as_date(r.since) if r.since is not None else None,
-                    _as_date(r.until) if r.until is not None else None,
+                    as_day(r.since) if r.since is not None else None,
+                    as_day(r.until) if r.until is not None else None,
                     tuple(
                         NationalMeasure(x["code"], x["activity"], x["effect"]) for x in json.loads(r.measures)
                     ),

@@ -21,9 +21,6 @@ The batch engines (``socred score-all``) report rule-based lists only; see docs/
 
 from __future__ import annotations
 
-import os
-import random
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -37,6 +34,7 @@ from socred.domain.ids import IdentifierError, parse_subject_id
 from socred.domain.records import canonical
 from socred.domain.scoring import ListMembership, ScoreResult, ScoringError, select_catalog
 from socred.ledger.chain import Entry, utc_timestamp
+from socred.service import common
 from socred.service.platform import Platform
 from socred.store import repo
 from socred.store import schema_due as td
@@ -45,18 +43,10 @@ KIND = "list_action"
 MAX_TEXT = 2000
 ACTIONS = ("add", "remove")
 
-_RANDOM = random.Random(os.urandom(32))
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
 
 def new_id(prefix: str = "la_") -> str:
     """A time-ordered unique id (ULID layout), as the other case files use."""
-    n = (int(time.time() * 1000) << 80) | _RANDOM.getrandbits(80)
-    chars = []
-    for _ in range(26):
-        chars.append(_CROCKFORD[n & 31])
-        n >>= 5
-    return prefix + "".join(reversed(chars))
+    return common.new_id(prefix)
 
 
 class ListActionError(Exception):
@@ -80,12 +70,8 @@ def _name(actor: str) -> str:
     return actor.split(":", 1)[1] if ":" in actor else actor
 
 
-def _day(v: Any) -> date:
-    return v if isinstance(v, date) else date.fromisoformat(str(v))
-
-
-def _iso(v: Any) -> str | None:
-    return None if v is None else _day(v).isoformat()
+_day = common.as_day
+_iso = common.iso_day
 
 
 # ---------------------------------------------------------------- the overlay (pure)
