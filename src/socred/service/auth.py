@@ -500,11 +500,16 @@ def create_signing_key_file(engine: Engine, given: str | None = None) -> Path | 
     seed = Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         return None
+    except OSError as e:  # say where it could not go and how to choose another place
+        raise UsageError(
+            f"cannot write the ledger signing key to {str(path)!r} ({e.strerror}): set SOCRED_SIGNING_KEY_FILE "
+            "to a writable place, or SOCRED_SIGNING_KEY"
+        ) from None
     with os.fdopen(fd, "w", encoding="ascii") as f:
         f.write(seed.hex() + "\n")
     return path
