@@ -20,6 +20,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -383,13 +384,18 @@ def sync_ledger(
     key = public_key_from_text(node.public_key)
     held_seq, held_hash = node.verified_seq, node.verified_hash
     frontier = Frontier.from_hex(held_seq, node.frontier)
+
+    def fetch(after: int) -> Any:
+        params = {"after": after, "limit": page_size, "reason": "federation: replication to this node"}
+        return fetcher.get(node, "/api/v1/ledger/entries", params)
+
+    # The next page is fetched while this one is applied (one request in flight, never more).
+    pool = ThreadPoolExecutor(1, thread_name_prefix=f"socred-sync-{node.code}")
     try:
-        while max_pages is None or report.pages < max_pages:
-            raw = fetcher.get(
-                node,
-                "/api/v1/ledger/entries",
-                {"after": held_seq, "limit": page_size, "reason": "federation: replication to this node"},
-            )
+        pending: Future[Any] | None = pool.submit(fetch, held_seq)
+        while pending is not None and (max_pages is None or report.pages < max_pages):
+            raw = pending.result()
+            pending = None
             page = verify_page(
                 raw,
                 origin=node.code,
@@ -402,11 +408,17 @@ def sync_ledger(
             if not page.entries:
                 _seen(platform, node.code, page.head_size)
                 break
+            more = page.last_seq < page.head_size and (max_pages is None or report.pages + 1 < max_pages)
+            if more:
+                pending = pool.submit(fetch, page.last_seq)
             counts = apply_page(platform, node, page, held_seq)
             if counts is None:  # another process applied it first: start again from where it left
                 fresh = get_node(platform, node.code)
                 held_seq, held_hash = fresh.verified_seq, fresh.verified_hash
                 frontier = Frontier.from_hex(held_seq, fresh.frontier)
+                if pending is not None:
+                    pending.cancel()
+                pending = pool.submit(fetch, held_seq)
                 continue
             report.pages += 1
             report.entries += len(page.entries)
@@ -419,12 +431,12 @@ def sync_ledger(
             report.verified_seq = held_seq
             if on_page:
                 on_page(report)
-            if page.last_seq >= page.head_size:
-                break
     except FederationError as e:
         report.error = str(e)
         _failed(platform, node.code, str(e))
         log.error("sync from %s refused: %s", node.code, e, extra={"node": node.code, "alert": True})
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 
