@@ -20,7 +20,11 @@ from typing import Annotated
 import typer
 
 nodes_app = typer.Typer(
-    help="Federation: register the nodes this one pulls from or serves, and watch their lag.",
+    help="Federation: register the nodes this one pulls from or serves, and watch their lag.\n\n"
+    "Connect a city to the national node. On the city (SOCRED_ORIGIN=cn-31): 'socred nodes allow cn "
+    "--regions 31' (prints a key) and 'socred nodes self' (prints the public key). On the national node "
+    "(SOCRED_ORIGIN=cn): 'socred nodes add cn-31 --url URL --public-key KEY --key nk_... --regions 31', "
+    "then 'socred sync' (or SOCRED_SYNC_INTERVAL for socred serve). docs/federation.md explains what is verified.",
     no_args_is_help=True,
 )
 
