@@ -413,15 +413,16 @@ class _Splitter:
             row_cat * self.buckets + subject_buckets(batch.column("subject_id"), self.buckets),
             -1,
         )
-        # one reordering of the batch, then a slice per part (not one filter pass per part)
+        # one sort of the row numbers, then one take per part (not one filter pass per part). Each part
+        # gets buffers of its own: a slice of a shared reordered batch would keep that whole batch alive
+        # while the part waits to fill a row group, and a small part would keep every batch alive.
         order = np.argsort(row_part, kind="stable")
-        ordered = batch.take(pa.array(order))
         sorted_parts = row_part[order]
         present = np.unique(sorted_parts)
         starts = np.searchsorted(sorted_parts, present, side="left")
         ends = np.searchsorted(sorted_parts, present, side="right")
         for part, lo, hi in zip(present.tolist(), starts.tolist(), ends.tolist(), strict=True):
-            self._add(part, ordered.slice(lo, hi - lo))
+            self._add(part, batch.take(pa.array(order[lo:hi])))
 
     def _add(self, part: int, rows: pa.RecordBatch) -> None:
         """Buffer a part's rows and write them in row groups of at least :data:`STREAM_ROWS`."""
