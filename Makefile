@@ -46,7 +46,10 @@ fmt:
 	$(BIN)/ruff format src tests
 	$(BIN)/ruff check --fix src tests
 
+# wrk drives the HTTP load benchmarks (without it the suite falls back to a slower Python load generator).
 bench: install
+	@command -v wrk >/dev/null 2>&1 || { echo "installing wrk for the HTTP benchmarks"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk || true; }
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 clean:

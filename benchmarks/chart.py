@@ -57,7 +57,7 @@ def svg(results: list[dict[str, Any]], title: str) -> str:
     y0, y1 = math.floor(math.log10(min(ys))), math.ceil(math.log10(max(ys)))
     x1 = max(x1, x0 + 1)
     y1 = max(y1, y0 + 1)
-    w, h, left, right, top, bottom = 760, 440, 70, 300, 40, 50
+    w, h, left, right, top, bottom = 880, 440, 70, 380, 40, 50
     pw, ph = w - left - right, h - top - bottom
 
     def px(x: float) -> float:

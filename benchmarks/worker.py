@@ -73,7 +73,7 @@ def main(argv: list[str]) -> dict[str, Any]:
             get_spark().range(1).count()
             result["session_start"] = time.perf_counter() - t0
             result["floor_seconds"] = floor_spark(dataset, as_of)
-        else:
+        elif "--no-floor" not in argv:
             result["floor_seconds"] = floor_duckdb(dataset, as_of, out.with_suffix(".floor.parquet"))
         t0 = time.perf_counter()
         result["summary"] = score_dataset(dataset, shipped_catalogs(), out, as_of, None, engine)
