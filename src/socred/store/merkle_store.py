@@ -154,29 +154,22 @@ def has_cache(conn: Connection) -> bool:
     return bool(inspect(conn).has_table("merkle_nodes"))
 
 
-def first_bad_chunk(conn: Connection, size: int) -> int | None:
-    """The first chunk (level 8 idx) or ancestor whose cached root differs from the chain's hashes, or None."""
-    complete = size // CHUNK
-    stored = {
-        (int(level), int(idx)): bytes(h)
-        for level, idx, h in conn.execute(
-            select(merkle_nodes.c.level, merkle_nodes.c.idx, merkle_nodes.c.hash)
-        )
-    }
-    computed: dict[tuple[int, int], bytes] = {}
-    for i in range(0, complete, 256):
-        last = min(complete, i + 256)
-        leaves = _leaves(conn, i * CHUNK, (last - i) * CHUNK)
-        for j in range(i, last):
-            computed[(CHUNK_LEVEL, j)] = merkle.root_of(leaves[(j - i) * CHUNK : (j - i + 1) * CHUNK])
-    level, count = CHUNK_LEVEL, complete
+def first_bad_chunk(conn: Connection, chunk_roots: list[bytes]) -> int | None:
+    """The first chunk whose cached root (or an ancestor's) differs from the roots recomputed from the
+    chain (``chunk_roots``: one per complete chunk, in order), as a chunk index; None when all agree."""
+    computed: dict[tuple[int, int], bytes] = {(CHUNK_LEVEL, j): h for j, h in enumerate(chunk_roots)}
+    level, count = CHUNK_LEVEL, len(chunk_roots)
     while count > 1:
         for j in range(count // 2):
             computed[(level + 1, j)] = merkle.node_hash(
                 computed[(level, 2 * j)], computed[(level, 2 * j + 1)]
             )
         level, count = level + 1, count // 2
-    bad = [k for k, h in stored.items() if computed.get(k, h) != h or k not in computed]
+    bad = [
+        (int(lv), int(idx))
+        for lv, idx, h in conn.execute(select(merkle_nodes.c.level, merkle_nodes.c.idx, merkle_nodes.c.hash))
+        if computed.get((int(lv), int(idx))) != bytes(h)
+    ]
     if not bad:
         return None
-    return min(idx << (level - CHUNK_LEVEL) for level, idx in bad)
+    return min(idx << (lv - CHUNK_LEVEL) for lv, idx in bad)

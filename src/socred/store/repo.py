@@ -218,14 +218,19 @@ def iter_entries(conn: Connection, after: int = 0, batch: int = 5000) -> Iterato
 
 
 def verify(conn: Connection) -> VerifyResult:
-    from socred.ledger.merkle import Frontier
+    from socred.ledger import merkle
+    from socred.store import merkle_store
 
     v = ChainVerifier()
-    frontier = Frontier()
+    chunk: list[bytes] = []
+    chunk_roots: list[bytes] = []  # the Merkle roots of complete 256-entry chunks, for the cache check
     for e in iter_entries(conn):
         if not v.feed(e):
             return v.result()
-        frontier.append(bytes.fromhex(e.hash))
+        chunk.append(bytes.fromhex(e.hash))
+        if len(chunk) == merkle_store.CHUNK:
+            chunk_roots.append(merkle.root_of(chunk))
+            chunk = []
     result = v.result()
     head_seq, head_hash = head(conn)
     if head_seq > result.entries:
@@ -244,10 +249,8 @@ def verify(conn: Connection) -> VerifyResult:
             head_seq,
             f"entry {head_seq} does not match the recorded head hash",
         )
-    from socred.store import merkle_store
-
     if result.entries and merkle_store.has_cache(conn):
-        bad = merkle_store.first_bad_chunk(conn, frontier.size)
+        bad = merkle_store.first_bad_chunk(conn, chunk_roots)
         if bad is not None:
             return VerifyResult(
                 False,
