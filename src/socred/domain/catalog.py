@@ -9,7 +9,7 @@ does I/O: reading the file is the caller's business.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
@@ -389,3 +389,12 @@ def parse_catalog(data: Any) -> Catalog:
         objection_days=objection_days,
         raw=dict(doc),
     )
+
+
+def kinds_by_category(catalogs: Iterable[Catalog]) -> dict[str, frozenset[SubjectKind]]:
+    """Each category code with the subject kinds any of ``catalogs`` allows for it (ingestion checks)."""
+    out: dict[str, set[SubjectKind]] = {}
+    for c in catalogs:
+        for code, cat in c.categories.items():
+            out.setdefault(code, set()).update(cat.subjects)
+    return {k: frozenset(v) for k, v in out.items()}

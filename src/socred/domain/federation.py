@@ -23,7 +23,6 @@ Only then is anything of the page applied. :func:`verify_page` returns the entri
 from __future__ import annotations
 
 import base64
-import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -87,10 +86,6 @@ def public_key_from_text(text: str) -> Ed25519PublicKey:
         raise ValueError(
             "the public key must be an Ed25519 public key: base64 of 32 bytes or 64 hex digits"
         ) from None
-
-
-def key_id(public_key_b64: str) -> str:
-    return hashlib.sha256(base64.b64decode(public_key_b64)).hexdigest()[:16]
 
 
 def verify_signed(public_key: Ed25519PublicKey, message: str, signature_b64: str, what: str) -> None:

@@ -590,7 +590,7 @@ def reproduce(platform: Platform, receipt: dict[str, Any]) -> dict[str, Any]:
     result = list_actions.apply(catalog, scoring.score(catalog, sid.value, sid.kind, records, at), manual)
     again = scoring.check_from_score(catalog, result, receipt["activity"]).to_dict()
     with platform.engine.connect() as conn:
-        national = federation.national_memberships(conn, size).get(sid.value)
+        national = federation.national_memberships(conn, size, sid.value).get(sid.value)
     if national:  # the lists published from above, as this node held them at that ledger size
         again = federation_overlay(again, national, receipt["activity"], at)
     out.update(recomputed=again, match=again == receipt["result"])

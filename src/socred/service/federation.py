@@ -30,7 +30,7 @@ from sqlalchemy import Connection, and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from socred.domain import clock, scoring
-from socred.domain.catalog import Catalog, CatalogError, parse_catalog
+from socred.domain.catalog import Catalog, CatalogError, kinds_by_category, parse_catalog
 from socred.domain.federation import (
     CATALOG_KIND,
     RECORD_KINDS,
@@ -51,6 +51,7 @@ from socred.domain.scoring import ScoringError, ScoringRecord
 from socred.ingest.readers import Row
 from socred.ledger.chain import GENESIS_HEX, utc_timestamp
 from socred.ledger.merkle import Frontier
+from socred.service.auth import NODE_PREFIX
 from socred.service.common import as_day
 from socred.service.platform import NotFound, Platform, UsageError, hash_key, new_key
 from socred.store import repo
@@ -59,7 +60,6 @@ from socred.store import schema_fed as tf
 
 log = logging.getLogger("socred.federation")
 
-NODE_KEY_PREFIX = "nk_"
 PAGE_SIZE = 1000
 
 
@@ -163,9 +163,9 @@ def add_node(
         raise UsageError("pull must be 'ledger' (records come up from it) or 'lists' (its lists come down)")
     if not url.startswith(("http://", "https://")):
         raise UsageError(f"the node URL must start with http:// or https://, not {url!r}")
-    if not credential.startswith(NODE_KEY_PREFIX):
+    if not credential.startswith(NODE_PREFIX):
         raise UsageError(
-            f"the credential must be a node key ({NODE_KEY_PREFIX}…) issued by 'socred nodes allow' there"
+            f"the credential must be a node key ({NODE_PREFIX}…) issued by 'socred nodes allow' there"
         )
     values = {
         "url": url.rstrip("/"),
@@ -218,7 +218,7 @@ def allow_node(platform: Platform, code: str, regions: Iterable[str]) -> str:
         regs = check_regions(list(regions))
     except ValueError as e:
         raise UsageError(str(e)) from None
-    key = new_key(NODE_KEY_PREFIX.rstrip("_"))
+    key = new_key(NODE_PREFIX.rstrip("_"))
     with platform.engine.begin() as conn:
         conn.execute(delete(tf.node_keys).where(tf.node_keys.c.code == code))
         conn.execute(
@@ -469,23 +469,21 @@ def _lock_node(conn: Connection, code: str) -> Any:
 
 
 def _all_categories(
-    conn: Connection, own: Mapping[str, frozenset[str]], node: str, page: VerifiedPage
+    conn: Connection, own: list[Catalog], node: str, page: VerifiedPage
 ) -> dict[str, frozenset[str]]:
     """Categories this node knows plus those of the source node's catalogs (stored, and in this page)."""
-    kinds: dict[str, set[str]] = {k: set(v) for k, v in own.items()}
-    docs = [
-        r.document
+    docs: list[Any] = [
+        json.loads(r.document)
         for r in conn.execute(select(tf.node_catalogs.c.document).where(tf.node_catalogs.c.node == node))
     ]
-    docs += [canonical(e.decoded()["document"]) for e in page.entries if e.kind == CATALOG_KIND]
+    docs += [e.decoded()["document"] for e in page.entries if e.kind == CATALOG_KIND]
+    catalogs = list(own)
     for d in docs:
         try:
-            cat = parse_catalog(json.loads(d))
+            catalogs.append(parse_catalog(d))
         except (CatalogError, ValueError, KeyError):
             continue
-        for code, c in cat.categories.items():
-            kinds.setdefault(code, set()).update(c.subjects)
-    return {k: frozenset(v) for k, v in kinds.items()}
+    return dict(kinds_by_category(catalogs))
 
 
 def apply_page(platform: Platform, node: Node, page: VerifiedPage, held_seq: int) -> dict[str, int] | None:
@@ -494,7 +492,7 @@ def apply_page(platform: Platform, node: Node, page: VerifiedPage, held_seq: int
 
     counts = {"applied": 0, "duplicates": 0, "rejected": 0, "catalogs": 0, "conflicts": 0}
     now = utc_timestamp()
-    own = platform.kinds_by_category()  # before the write transaction: it reads on its own connection
+    own = platform.catalogs()  # before the write transaction: it reads on its own connection
     with platform.engine.begin() as conn:
         current = _lock_node(conn, node.code)
         if current is None or int(current.verified_seq) != held_seq:
@@ -946,15 +944,19 @@ def _snapshots(conn: Connection, at_seq: int | None) -> dict[str, int]:
     return out
 
 
-def national_memberships(conn: Connection, at_seq: int | None = None) -> dict[str, list[NationalMembership]]:
-    """Each subject's memberships from the newest snapshot of every upstream (as of ledger size ``at_seq``)."""
+def national_memberships(
+    conn: Connection, at_seq: int | None = None, subject_id: str | None = None
+) -> dict[str, list[NationalMembership]]:
+    """Each subject's memberships (or only ``subject_id``'s) from the newest snapshot of every upstream,
+    as of ledger size ``at_seq``."""
     out: dict[str, list[NationalMembership]] = {}
     for node, seq in _snapshots(conn, at_seq).items():
-        for r in conn.execute(
-            select(tf.national_lists).where(
-                and_(tf.national_lists.c.node == node, tf.national_lists.c.ledger_seq == seq)
-            )
-        ):
+        q = select(tf.national_lists).where(
+            and_(tf.national_lists.c.node == node, tf.national_lists.c.ledger_seq == seq)
+        )
+        if subject_id is not None:
+            q = q.where(tf.national_lists.c.subject_id == subject_id)
+        for r in conn.execute(q):
             out.setdefault(r.subject_id, []).append(
                 NationalMembership(
                     node,

@@ -20,7 +20,7 @@ import yaml
 from sqlalchemy import Engine, select
 
 from socred.domain import clock, scoring
-from socred.domain.catalog import Catalog, CatalogError, parse_catalog
+from socred.domain.catalog import Catalog, CatalogError, kinds_by_category, parse_catalog
 from socred.domain.federation import overlay as federation_overlay
 from socred.domain.ids import IdentifierError, SubjectId, parse_subject_id
 from socred.domain.records import (
@@ -158,11 +158,7 @@ class Platform:
         return parsed
 
     def kinds_by_category(self) -> dict[str, frozenset[str]]:
-        out: dict[str, set[str]] = {}
-        for c in self.catalogs():
-            for code, cat in c.categories.items():
-                out.setdefault(code, set()).update(cat.subjects)
-        return {k: frozenset(v) for k, v in out.items()}
+        return dict(kinds_by_category(self.catalogs()))
 
     # ------------------------------------------------------------- providers
 
@@ -311,7 +307,7 @@ class Platform:
         from socred.service import federation  # it imports this module
 
         with self.engine.connect() as conn:
-            national = federation.national_memberships(conn).get(sid.value)
+            national = federation.national_memberships(conn, subject_id=sid.value).get(sid.value)
         if not national:
             return answer
         d = federation_overlay(answer.to_dict(), national, activity, at)

@@ -40,11 +40,10 @@ def prove_inclusion(
     platform: Platform, signer: LedgerSigner, seq: int, size: int | None = None, with_entry: bool = False
 ) -> dict[str, Any]:
     platform.ensure_schema()
-    merkle_store.catch_up(platform.engine)
     n = _size(platform, size)
     if not 1 <= seq <= n:
         raise UsageError(f"entry {seq} is not among the first {n} entries of the ledger")
-    cp = ledger_checkpoint(platform, signer, n)
+    cp = ledger_checkpoint(platform, signer, n)  # it brings the cached tree up to date first
     with platform.engine.connect() as conn:
         row = conn.execute(select(t.ledger).where(t.ledger.c.seq == seq)).one()
         path = merkle_store.Tree(conn).inclusion(seq - 1, n)
@@ -73,7 +72,6 @@ def prove_consistency(
     platform: Platform, signer: LedgerSigner, first: int, second: int | None = None
 ) -> dict[str, Any]:
     platform.ensure_schema()
-    merkle_store.catch_up(platform.engine)
     n = _size(platform, second)
     if not 1 <= first <= n:
         raise UsageError(f"the first size must be between 1 and {n}, not {first}")
