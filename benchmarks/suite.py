@@ -568,7 +568,10 @@ def bench_evaluate(cfg: Config, data: Path, sample: int = 50_000) -> list[Row]:
         subjects.setdefault(sid, (kind, region, []))[2].append(
             ScoringRecord(rid, source, cat, occ, retracted, repaired)
         )
-    chosen = {sid: select_catalog(catalogs, region, as_of, None) for sid, (_, region, _) in subjects.items()}
+    chosen = {
+        sid: select_catalog(catalogs, region, kind, as_of, None)
+        for sid, (kind, region, _) in subjects.items()
+    }
     items = [(chosen[sid], sid, kind, recs) for sid, (kind, _, recs) in subjects.items()]
     t0 = time.perf_counter()
     for cat, sid, kind, recs in items:

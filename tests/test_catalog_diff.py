@@ -71,9 +71,7 @@ def expected(p: Platform, new_file: Path) -> tuple[Counter[tuple[str, str]], Cou
     with p.engine.connect() as conn:
         subjects = [(r.subject_id, r.kind, r.region) for r in conn.execute(repo.t.subjects.select())]
     for sid, kind, region in subjects:
-        if scoring.select_catalog(active, region, AS_OF).id != "national":
-            continue
-        if not any(kind in c.subjects for c in old.categories.values()):
+        if scoring.select_catalog(active, region, kind, AS_OF).id != "national":
             continue
         recs = p.scoring_records(sid)
         a = scoring.score(old, sid, kind, recs, AS_OF)

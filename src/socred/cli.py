@@ -421,9 +421,11 @@ def export(
     out_dir: Annotated[Path, typer.Option("--out", help="Directory for the partitioned Parquet dataset.")],
 ) -> None:
     """Write the records projection as Parquet partitioned by kind (readable by Spark or DuckDB)."""
-    from socred.service.batch import export_records
+    from socred.store.export import export_records
 
-    emit(export_records(platform(), out_dir))
+    p = platform()
+    p.ensure_schema()
+    emit(export_records(p.engine, out_dir))
 
 
 # ---------------------------------------------------------------- ledger

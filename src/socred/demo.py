@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from socred.domain import clock
 from socred.domain.catalog import Catalog
 from socred.domain.ids import org_code_check_char, resident_check_char, uscc_check_char
+from socred.domain.scoring import select_catalog
 
 if TYPE_CHECKING:
     from socred.service.platform import Platform
@@ -108,9 +109,8 @@ def load_shipped_catalogs(platform: Platform) -> list[str]:
     return refs
 
 
-def _catalog_for(catalogs: list[Catalog], region: str) -> Catalog:
-    best = max(catalogs, key=lambda c: (c.serves_region(region) or -1, c.version))
-    return best
+def _catalog_for(catalogs: list[Catalog], region: str, kind: str, today: date) -> Catalog:
+    return select_catalog(catalogs, region, kind, today)
 
 
 def generate_operations(
@@ -130,7 +130,7 @@ def generate_operations(
     for n in range(records):
         sid, name, kind = people[rng.randrange(len(people)) if n >= len(people) else n]
         region = sid[:6] if kind == "person" else sid[2:8]
-        cat = _catalog_for(catalogs, region)
+        cat = _catalog_for(catalogs, region, kind, today)
         key = (cat.ref, kind)
         if key not in by_kind:
             by_kind[key] = [c for c in cat.categories.values() if kind in c.subjects]

@@ -54,6 +54,7 @@ import yaml
 from socred.demo import CATALOG_DIR, COMPANY_KINDS, COMPANY_WORDS, DOMAIN_PROVIDERS, GIVEN, SURNAMES
 from socred.domain import clock
 from socred.domain.catalog import Catalog, parse_catalog
+from socred.domain.scoring import select_catalog
 
 pc: Any = _pc  # pyarrow's stubs do not declare the generated compute functions
 
@@ -388,7 +389,14 @@ class _Population:
         self.given = list(dict.fromkeys(GIVEN))
         # catalogs: which one serves each division, the categories per (catalog, kind)
         self.catalogs = catalogs
-        self.div_catalog = np.array([_serving(catalogs, code) for code in self.div_codes], dtype=np.int64)
+        # the catalog scoring each division's persons (column 0) and organizations (column 1) today
+        self.div_catalog = np.array(
+            [
+                [_serving(catalogs, code, kind, self.today) for kind in ("person", "organization")]
+                for code in self.div_codes
+            ],
+            dtype=np.int64,
+        )
         self.tables: list[tuple[list[str], Array]] = []
         for cat in catalogs:
             for kind in ("person", "organization"):
@@ -491,7 +499,8 @@ class _Population:
         rs = self.rs
         subj_idx = self.record_subjects(j)
         s = self.subject_fields(subj_idx)
-        table = self.div_catalog[s["div"]] * 2 + s["org"].astype(np.int64)
+        org = s["org"].astype(np.int64)
+        table = self.div_catalog[s["div"], org] * 2 + org
         code = np.zeros(len(j), dtype=np.int64)
         u = rs.unit(21, j)
         for t in np.unique(table):
@@ -659,14 +668,9 @@ def _fixed_in(province: str) -> float:
     return sum(w for code, w in DIVISION_WEIGHTS.items() if code[:2] == province)
 
 
-def _serving(catalogs: list[Catalog], region: str) -> int:
-    best, best_key = 0, (-1, -1)
-    for i, c in enumerate(catalogs):
-        length = c.serves_region(region)
-        key = (length if length is not None else -1, c.version)
-        if key > best_key:
-            best, best_key = i, key
-    return best
+def _serving(catalogs: list[Catalog], region: str, kind: str, today: date) -> int:
+    """The index of the catalog that scores subjects of ``region`` and ``kind`` (scoring.select_catalog)."""
+    return catalogs.index(select_catalog(catalogs, region, kind, today))
 
 
 def shipped_catalogs() -> list[Catalog]:

@@ -15,11 +15,13 @@ from hypothesis import strategies as st
 from socred.domain.catalog import Catalog, parse_catalog
 from socred.domain.scoring import (
     CheckResult,
+    Chooser,
     ScoreResult,
     ScoringError,
     ScoringRecord,
     check,
     check_from_score,
+    routes,
     score,
     select_catalog,
 )
@@ -629,35 +631,154 @@ VERSIONS = [
 
 
 def test_select_catalog_by_longest_prefix() -> None:
-    assert select_catalog(VERSIONS, "310101", T).ref == "shanghai@2"
-    assert select_catalog(VERSIONS, "310115", T).ref == "pudong@1"
-    assert select_catalog(VERSIONS, "110101", T).ref == "national@1"
-    assert select_catalog(VERSIONS, "440113", T).ref == "aaa@1"  # equal prefixes: smaller id
-    assert select_catalog(list(reversed(VERSIONS)), "440113", T).ref == "aaa@1"
+    assert select_catalog(VERSIONS, "310101", "person", T).ref == "shanghai@2"
+    assert select_catalog(VERSIONS, "310115", "person", T).ref == "pudong@1"
+    assert select_catalog(VERSIONS, "110101", "person", T).ref == "national@1"
+    assert select_catalog(VERSIONS, "440113", "person", T).ref == "aaa@1"  # equal prefixes: smaller id
+    assert select_catalog(list(reversed(VERSIONS)), "440113", "person", T).ref == "aaa@1"
 
 
 def test_select_catalog_by_version_date() -> None:
-    assert select_catalog(VERSIONS, "310101", D("2025-12-31")).ref == "shanghai@1"
-    assert select_catalog(VERSIONS, "310101", D("2026-01-01")).ref == "shanghai@2"
-    with pytest.raises(ScoringError, match="2024-01-01"):
-        select_catalog(VERSIONS, "310101", D("2023-12-31"))
+    assert select_catalog(VERSIONS, "310101", "person", D("2025-12-31")).ref == "shanghai@1"
+    assert select_catalog(VERSIONS, "310101", "person", D("2026-01-01")).ref == "shanghai@2"
+    # before shanghai takes effect, the national catalog serves Shanghai (no version of it takes part)
+    assert select_catalog(VERSIONS, "310101", "person", D("2023-12-31")).ref == "national@1"
     # a later version not yet in effect leaves the current one in use
     future = [*VERSIONS, _cat("shanghai", 3, ["31"], "2027-01-01")]
-    assert select_catalog(future, "310101", T).ref == "shanghai@2"
-    assert select_catalog(future, "310101", D("2027-01-01")).ref == "shanghai@3"
+    assert select_catalog(future, "310101", "person", T).ref == "shanghai@2"
+    assert select_catalog(future, "310101", "person", D("2027-01-01")).ref == "shanghai@3"
+
+
+def test_a_future_version_never_changes_an_earlier_answer() -> None:
+    """Held-out finding 1: the regions of a version not yet in effect must not choose the catalog."""
+    nat = _cat("nat", 1, [""], "2015-01-01")
+    # sh@1 serves 3102 only; sh@2 (from 2030) would serve all of 31: 310104 is nat's in 2025
+    sh1 = _cat("sh", 1, ["3102"], "2015-01-01")
+    sh2 = _cat("sh", 2, ["31"], "2030-01-01")
+    assert select_catalog([nat, sh1, sh2], "310104", "person", D("2025-01-01")).ref == "nat@1"
+    assert select_catalog([nat, sh1, sh2], "310204", "person", D("2025-01-01")).ref == "sh@1"
+    assert select_catalog([nat, sh1, sh2], "310104", "person", D("2030-01-01")).ref == "sh@2"
+    # the mirror case: sh@1 serves all of 31, the future sh@2 only 3102: 310104 stays with sh@1
+    sh1b = _cat("sh", 1, ["31"], "2015-01-01")
+    sh2b = _cat("sh", 2, ["3102"], "2030-01-01")
+    assert select_catalog([nat, sh1b, sh2b], "310104", "person", D("2025-01-01")).ref == "sh@1"
+    assert select_catalog([nat, sh1b, sh2b], "310104", "person", D("2030-01-01")).ref == "nat@1"
+    # loading the future version changes no earlier answer
+    for day in ("2015-01-01", "2020-06-30", "2029-12-31"):
+        assert select_catalog([nat, sh1], "310104", "person", D(day)) == select_catalog(
+            [nat, sh1, sh2], "310104", "person", D(day)
+        )
+
+
+def test_a_catalog_serves_only_the_kinds_it_has_categories_for() -> None:
+    """Held-out finding 3: an organization of region 31 is scored by the national catalog when the
+    Shanghai catalog has person categories only."""
+    nat = _cat("nat", 1, [""], "2015-01-01")
+    persons_only = make_catalog(
+        id="sh",
+        version=1,
+        regions=["31"],
+        effective_from="2015-01-01",
+        categories=[c for c in BASE_DOC["categories"] if c["subjects"] == ["person"]],
+        lists=[li for li in BASE_DOC["lists"] if li.get("grades")],
+        measures=[
+            m for m in BASE_DOC["measures"] if m["code"] in ("NO_AIR_TRAVEL", "AIR_PRIORITY", "DEPOSIT_FREE")
+        ],
+    )
+    assert persons_only.serves_kind("person") and not persons_only.serves_kind("organization")
+    assert select_catalog([nat, persons_only], "310104", "person", T).ref == "sh@1"
+    assert select_catalog([nat, persons_only], "310104", "organization", T).ref == "nat@1"
+    with pytest.raises(ScoringError, match="serves organizations of region 310104"):
+        select_catalog([persons_only], "310104", "organization", T)
+
+
+def test_routes_are_the_choice_as_a_table() -> None:
+    table = routes(VERSIONS, T)
+    assert [(r.prefix, r.kind, r.catalog.ref) for r in table[:4]] == [
+        ("310115", "organization", "pudong@1"),
+        ("310115", "person", "pudong@1"),
+        ("31", "organization", "shanghai@2"),
+        ("31", "person", "shanghai@2"),
+    ]
+    assert ("44", "person", "aaa@1") in [(r.prefix, r.kind, r.catalog.ref) for r in table]
+    assert table[-1].prefix == ""
 
 
 def test_select_catalog_named_and_unserved() -> None:
-    assert select_catalog(VERSIONS, "310101", T, "national").ref == "national@1"
-    assert select_catalog(VERSIONS, "310101", D("2025-02-01"), "shanghai").ref == "shanghai@1"
-    with pytest.raises(ScoringError, match="no catalog with id 'nope'"):
-        select_catalog(VERSIONS, "310101", T, "nope")
+    assert select_catalog(VERSIONS, "310101", "person", T, "national").ref == "national@1"
+    assert select_catalog(VERSIONS, "310101", "person", D("2025-02-01"), "shanghai").ref == "shanghai@1"
+    with pytest.raises(ScoringError, match="no active catalog with id 'nope'"):
+        select_catalog(VERSIONS, "310101", "person", T, "nope")
+    with pytest.raises(ScoringError, match="the earliest takes effect on 2024-01-01"):
+        select_catalog(VERSIONS, "310101", "person", D("2023-01-01"), "shanghai")
     no_national = [c for c in VERSIONS if c.id != "national"]
     with pytest.raises(ScoringError) as e:
-        select_catalog(no_national, "110101", T)
-    assert str(e.value) == "no active catalog serves region 110101"
+        select_catalog(no_national, "110101", "person", T)
+    assert str(e.value) == "no catalog in effect on 2026-11-28 serves persons of region 110101"
+    with pytest.raises(ScoringError, match=r"catalog shanghai@1 takes effect on 2024-01-01"):
+        select_catalog(no_national, "310101", "person", D("2023-06-01"))
     with pytest.raises(ScoringError):
-        select_catalog([], "110101", T)
+        select_catalog([], "110101", "person", T)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "c"]),
+            st.integers(1, 3),
+            st.lists(st.sampled_from(["", "3", "31", "3101", "310104", "44"]), min_size=1, max_size=3),
+            st.integers(0, 20),
+            st.sampled_from(["person", "organization", "both"]),
+        ),
+        max_size=6,
+    ),
+    st.sampled_from(["310104", "310204", "440101", "110101"]),
+    st.sampled_from(["person", "organization"]),
+    st.integers(0, 25),
+)
+def test_choice_matches_the_spec_stated_naively(
+    specs: list[tuple[str, int, list[str], int, str]], region: str, kind: str, day: int
+) -> None:
+    """scoring.md's two steps, written as plainly as possible, against select_catalog and routes."""
+    versions: dict[tuple[str, int], Catalog] = {}
+    for cid, version, regions, eff, kinds in specs:
+        cats = [c for c in BASE_DOC["categories"] if kinds == "both" or c["subjects"] == [kinds]]
+        versions.setdefault(
+            (cid, version),
+            make_catalog(
+                id=cid,
+                version=version,
+                regions=regions,
+                effective_from=(D("2020-01-01") + timedelta(days=eff * 30)).isoformat(),
+                categories=cats,
+            ),
+        )
+    loaded = list(versions.values())
+    as_of = D("2020-01-01") + timedelta(days=day * 30)
+    # step 1: each id's highest version in effect
+    rep = {}
+    for c in loaded:
+        if c.effective_from <= as_of and (c.id not in rep or c.version > rep[c.id].version):
+            rep[c.id] = c
+    # step 2: those serving the subject; longest prefix, then smallest id
+    serving = []
+    for c in rep.values():
+        prefixes = [p for p in c.regions if region.startswith(p)]
+        if prefixes and any(kind in cat.subjects for cat in c.categories.values()):
+            serving.append((-max(len(p) for p in prefixes), c.id, c))
+    want = min(serving, key=lambda x: (x[0], x[1]))[2].ref if serving else None
+    try:
+        got: str | None = select_catalog(loaded, region, kind, as_of).ref
+    except ScoringError:
+        got = None
+    assert got == want
+    chooser = Chooser(loaded)
+    try:
+        again: str | None = chooser.choose(region, kind, as_of).ref
+    except ScoringError:
+        again = None
+    assert again == want
 
 
 # ---------------------------------------------------------------- properties

@@ -10,7 +10,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from socred.demo_scale import shipped_catalogs
-from socred.service.batch import RECORD_SCHEMA, _Splitter
+from socred.service.batch import _Splitter
+from socred.store.export import RECORD_SCHEMA
 
 
 def _batch(n: int, start: int) -> pa.RecordBatch:

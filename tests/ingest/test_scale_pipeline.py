@@ -20,6 +20,7 @@ from socred.demo_scale import ScaleSpec, files_in_order, write_dataset
 from socred.ingest.bulk import ArrowOperations
 from socred.service import batch
 from socred.service.platform import Platform
+from socred.store import export
 
 TODAY = date(2026, 11, 28)
 
@@ -57,12 +58,14 @@ def test_generated_operations_ingest_export_and_score(
 ) -> None:
     p = loaded
     assert p.verify_ledger().ok
-    predicted = pq.read_table(generated / "records").select(batch.RECORD_SCHEMA.names)
-    streamed = pa.Table.from_batches(list(batch.stream_records(p)), batch.RECORD_SCHEMA)
+    predicted = pq.read_table(generated / "records").select(export.RECORD_SCHEMA.names)
+    streamed = pa.Table.from_batches(list(export.stream_records(p.engine)), export.RECORD_SCHEMA)
     assert _sorted(streamed) == _sorted(predicted)
-    exported = batch.export_records(p, tmp_path / "export")
+    exported = export.export_records(p.engine, tmp_path / "export")
     assert exported["records"] == predicted.num_rows
-    from_export = pa.Table.from_batches(list(batch.dataset_batches(tmp_path / "export")), batch.RECORD_SCHEMA)
+    from_export = pa.Table.from_batches(
+        list(export.dataset_batches(tmp_path / "export")), export.RECORD_SCHEMA
+    )
     assert _sorted(from_export) == _sorted(predicted)
 
     as_of = date(2026, 11, 28)

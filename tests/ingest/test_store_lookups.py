@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from socred.service.platform import Platform
-from socred.store import repo
+from socred.store import export, repo
 from tests.helpers import PERSON, TEST_CATALOG, rows, submit
 
 
@@ -36,8 +36,6 @@ def test_load_states_range_scan_and_probes(db_url: str) -> None:
 def test_stream_records_from_sqlite_with_an_odd_value(sqlite_url: str) -> None:
     import sqlalchemy as sa
 
-    from socred.service import batch
-
     p = Platform(sqlite_url)
     p.init()
     p.load_catalog_file(TEST_CATALOG)
@@ -46,11 +44,13 @@ def test_stream_records_from_sqlite_with_an_odd_value(sqlite_url: str) -> None:
     p.ingest(
         "court", rows([{"op": "repair", "record_id": "r1", "repaired_on": "2026-04-01", "reason": "paid"}])
     )
-    got = [r for b in batch.stream_records(p) for r in b.to_pylist()]
+    got = [r for b in export.stream_records(p.engine) for r in b.to_pylist()]
     assert len(got) == 5 and {r["repaired_on"] for r in got} == {None, date(2026, 4, 1)}
     with p.engine.begin() as c:  # behind the application's back: a separator inside a value
         c.execute(sa.text("UPDATE records SET category = 'A' || char(31) || 'B' WHERE record_id = 'r2'"))
-    again = sorted((r for b in batch.stream_records(p) for r in b.to_pylist()), key=lambda r: r["record_id"])
+    again = sorted(
+        (r for b in export.stream_records(p.engine) for r in b.to_pylist()), key=lambda r: r["record_id"]
+    )
     assert again[2]["category"] == "A\x1fB" and again[1]["repaired_on"] == date(2026, 4, 1)
     assert [r["record_id"] for r in again] == ["r0", "r1", "r2", "r3", "r4"]
     p.engine.dispose()

@@ -84,12 +84,13 @@ def test_rules_choose_the_catalog_scoring_chooses(shared_platform: Platform) -> 
     for day in (date(2023, 12, 31), date(2024, 1, 1), today()):
         rules = Rules(catalogs, day)
         for region in regions:
-            try:
-                expected = scoring.select_catalog(catalogs, region, day)
-            except ScoringError:
-                expected = None
-            got = rules.catalog_for(region)
-            assert (got.ref if got else None) == (expected.ref if expected else None), (region, day)
+            for kind in ("person", "organization"):
+                try:
+                    expected = scoring.select_catalog(catalogs, region, kind, day)
+                except ScoringError:
+                    expected = None
+                got = rules.catalog_for(region, kind)
+                assert (got.ref if got else None) == (expected.ref if expected else None), (region, kind, day)
 
 
 @pytest.mark.parametrize("offset", [0, -200, -400, -800])
@@ -159,7 +160,7 @@ def test_person_profile_shows_only_public_information(info: PublicInfo) -> None:
         assert "grade" not in prof and "score" not in prof and "history" not in prof
         assert all(entry["kind"] == "black" for entry in prof["lists"])
         assert prof["region"].endswith("00") and prof["region"][:4] == s.region[:4]
-        catalog = rules.catalog_for(s.region)
+        catalog = rules.catalog_for(s.region, s.kind)
         assert catalog is not None
         for r in prof["good"] + prof["warnings"]:
             c = catalog.categories[r["category"]]

@@ -30,6 +30,9 @@ PUBLICITY_DAYS: dict[str, tuple[int, int]] = {
     "serious": (365, 1095),
 }
 
+#: The longest ``valid_for`` or ``duration`` a catalog may set (scoring.md): 100 years of days.
+MAX_DAYS = 36_500
+
 _CATALOG_ID = re.compile(r"^[a-z0-9-]+$")
 _CODE = re.compile(r"^[A-Z0-9_]+$")
 _ACTIVITY = re.compile(r"^[a-z0-9_]+$")
@@ -122,6 +125,10 @@ class Catalog:
             return None
         return cat
 
+    def serves_kind(self, kind: str) -> bool:
+        """True when at least one category applies to subjects of ``kind``."""
+        return any(kind in c.subjects for c in self.categories.values())
+
     def serves_region(self, region: str) -> int | None:
         """Length of the longest prefix in ``regions`` that matches ``region``, or None."""
         best: int | None = None
@@ -154,6 +161,14 @@ def _int(value: Any, where: str, key: str, *, positive: bool = False, nonneg: bo
     if nonneg and value < 0:
         raise CatalogError(f"{where}: {key} must not be negative, got {value}")
     return value
+
+
+def _days(value: Any, where: str, key: str) -> int:
+    """A number of days from 1 to :data:`MAX_DAYS` (scoring.md bounds ``valid_for`` and ``duration``)."""
+    days = _int(value, where, key, positive=True)
+    if days > MAX_DAYS:
+        raise CatalogError(f"{where}: {key} must be at most {MAX_DAYS:,} days (100 years), got {days:,}")
+    return days
 
 
 def _str(value: Any, where: str, key: str) -> str:
@@ -294,7 +309,7 @@ def parse_catalog(data: Any) -> Catalog:
                 f"{where}: a list has either duration (record-triggered) or grades (grade-triggered), "
                 + ("not both" if has_duration else "and this one has neither")
             )
-        duration = _int(li["duration"], where, "duration", positive=True) if has_duration else None
+        duration = _days(li["duration"], where, "duration") if has_duration else None
         lgrades: tuple[str, ...] | None = None
         if has_grades:
             lgrades = _str_list(li["grades"], where, "grades")
@@ -342,7 +357,7 @@ def parse_catalog(data: Any) -> Catalog:
         points = _int(_req(c, "points", where), where, "points")
         if points == 0:
             raise CatalogError(f"{where}: points must be non-zero")
-        valid_for = _int(_req(c, "valid_for", where), where, "valid_for", positive=True)
+        valid_for = _days(_req(c, "valid_for", where), where, "valid_for")
         max_count = c.get("max_count")
         if max_count is not None:
             max_count = _int(max_count, where, "max_count", positive=True)

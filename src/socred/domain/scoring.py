@@ -23,19 +23,24 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
 
-from socred.domain.catalog import Catalog, Category
+from socred.domain.catalog import SUBJECT_KINDS, Catalog, Category
 
 __all__ = [
     "CheckResult",
+    "Chooser",
     "Contribution",
     "ListMembership",
+    "Route",
     "ScoreResult",
     "ScoringError",
     "ScoringRecord",
     "check",
     "check_from_score",
+    "routes",
     "score",
     "select_catalog",
+    "unserved",
+    "versions_in_effect",
 ]
 
 _fromordinal = date.fromordinal
@@ -400,45 +405,130 @@ def check(
     return check_from_score(catalog, score(catalog, subject_id, kind, records, at), activity)
 
 
-def select_catalog(
-    versions: Sequence[Catalog], region: str, as_of: date, catalog_id: str | None = None
-) -> Catalog:
-    """Choose the catalog that scores a subject of ``region`` as of ``as_of``.
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One line of the catalog choice on a date: subjects of ``kind`` whose region starts with
+    ``prefix`` are scored by ``catalog`` (unless a longer prefix has a route of its own)."""
 
-    With ``catalog_id``, only versions of that id are considered (the region is not checked).
-    Otherwise the catalog id whose regions hold the longest prefix of ``region`` wins, judged
-    by the regions of that id's highest version (``""`` serves every region); when several
-    ids tie on the prefix length, the lexicographically smallest id is chosen. Among that
-    id's versions, the highest version with ``effective_from <= as_of`` is returned.
+    prefix: str
+    kind: str
+    catalog: Catalog
+
+
+def routes(versions: Iterable[Catalog], as_of: date) -> tuple[Route, ...]:
+    """The choice of scoring.md on ``as_of`` as a routing table, longest prefix first.
+
+    For every region prefix and subject kind that some version in effect serves, the smallest
+    catalog id among those that do. A subject of region R and kind K is scored by the first route
+    (in this order) with that kind whose prefix starts R: :func:`select_catalog` reads it so, the
+    batch assigns (region, kind) groups with it and the public pages compile it into one SQL CASE.
+    """
+    in_effect = versions_in_effect(versions, as_of)
+    best: dict[tuple[str, str], Catalog] = {}
+    for cid in sorted(in_effect):
+        c = in_effect[cid]
+        for kind in SUBJECT_KINDS:
+            if c.serves_kind(kind):
+                for prefix in c.regions:
+                    best.setdefault((prefix, kind), c)
+    return tuple(
+        Route(prefix, kind, c)
+        for (prefix, kind), c in sorted(best.items(), key=lambda kv: (-len(kv[0][0]), kv[0][0], kv[0][1]))
+    )
+
+
+def select_catalog(
+    versions: Sequence[Catalog], region: str, kind: str, as_of: date, catalog_id: str | None = None
+) -> Catalog:
+    """Choose the catalog that scores a subject of ``region`` and ``kind`` as of ``as_of`` (scoring.md).
+
+    1. Each catalog id is represented at ``as_of`` by its highest version with
+       ``effective_from <= as_of``; an id with no such version takes no part, so a version not yet
+       in effect never changes which catalog serves an earlier date.
+    2. Of those versions, the ones that serve the subject are those whose ``regions`` hold a prefix
+       of ``region`` (``""`` serves every region) and that define at least one category for
+       ``kind``. The longest prefix wins; on equal length, the smallest id (:func:`routes`).
+
+    With ``catalog_id``, that id's version in effect at ``as_of`` is used (whether or not it serves
+    the subject: the caller named it). Every path chooses through here or :func:`routes`: the
+    evaluator, the check service, the public pages, receipts, federation and the batch.
     """
     if catalog_id is not None:
-        chosen = [c for c in versions if c.id == catalog_id]
-        if not chosen:
-            raise ScoringError(f"no catalog with id {catalog_id!r} is loaded")
-        cid = catalog_id
-    else:
-        highest: dict[str, Catalog] = {}
-        for c in versions:
-            h = highest.get(c.id)
-            if h is None or c.version > h.version:
-                highest[c.id] = c
-        best_id: str | None = None
-        best_len = -1
-        for cid_, c in highest.items():
-            n = c.serves_region(region)
-            if n is None:
-                continue
-            if n > best_len or (n == best_len and best_id is not None and cid_ < best_id):
-                best_id, best_len = cid_, n
-        if best_id is None:
-            raise ScoringError(f"no active catalog serves region {region}")
-        cid = best_id
-        chosen = [c for c in versions if c.id == cid]
-    effective = [c for c in chosen if c.effective_from <= as_of]
-    if not effective:
-        earliest = min(c.effective_from for c in chosen)
+        chosen = versions_in_effect(versions, as_of).get(catalog_id)
+        if chosen is not None:
+            return chosen
+        of_id = [c for c in versions if c.id == catalog_id]
+        if not of_id:
+            raise ScoringError(f"no active catalog with id {catalog_id!r} is loaded")
+        earliest = min(c.effective_from for c in of_id)
         raise ScoringError(
-            f"no version of catalog {cid} is in effect on {as_of.isoformat()}: "
+            f"no version of catalog {catalog_id} is in effect on {as_of.isoformat()}: "
             f"the earliest takes effect on {earliest.isoformat()}"
         )
-    return max(effective, key=lambda c: c.version)
+    for r in routes(versions, as_of):
+        if r.kind == kind and region.startswith(r.prefix):
+            return r.catalog
+    raise unserved(versions, region, kind, as_of)
+
+
+def unserved(versions: Iterable[Catalog], region: str, kind: str, as_of: date) -> ScoringError:
+    """The error for a subject no catalog serves on ``as_of``, naming a later version that would."""
+    plural = "persons" if kind == "person" else "organizations"
+    later = sorted(
+        (
+            c
+            for c in versions
+            if c.effective_from > as_of and c.serves_kind(kind) and c.serves_region(region) is not None
+        ),
+        key=lambda c: (c.effective_from, c.id, c.version),
+    )
+    hint = f" (catalog {later[0].ref} takes effect on {later[0].effective_from.isoformat()})" if later else ""
+    return ScoringError(
+        f"no catalog in effect on {as_of.isoformat()} serves {plural} of region {region}{hint}"
+    )
+
+
+class Chooser:
+    """:func:`select_catalog` over one set of loaded versions, with its routes cached per date."""
+
+    def __init__(self, versions: Sequence[Catalog]) -> None:
+        self.versions = list(versions)
+        self._routes: dict[date, tuple[Route, ...]] = {}
+        self._chosen: dict[tuple[str, str, date], Catalog | ScoringError] = {}
+
+    def routes(self, as_of: date) -> tuple[Route, ...]:
+        got = self._routes.get(as_of)
+        if got is None:
+            if len(self._routes) > 4096:
+                self._routes.clear()
+            got = self._routes[as_of] = routes(self.versions, as_of)
+        return got
+
+    def choose(self, region: str, kind: str, as_of: date, catalog_id: str | None = None) -> Catalog:
+        if catalog_id is not None:
+            return select_catalog(self.versions, region, kind, as_of, catalog_id)
+        key = (region, kind, as_of)
+        hit = self._chosen.get(key)
+        if hit is None:
+            hit = unserved(self.versions, region, kind, as_of)
+            for r in self.routes(as_of):
+                if r.kind == kind and region.startswith(r.prefix):
+                    hit = r.catalog
+                    break
+            if len(self._chosen) > 100_000:
+                self._chosen.clear()
+            self._chosen[key] = hit
+        if isinstance(hit, ScoringError):
+            raise hit
+        return hit
+
+
+def versions_in_effect(versions: Iterable[Catalog], as_of: date) -> dict[str, Catalog]:
+    """Step 1 of the choice: each catalog id's highest version with ``effective_from <= as_of``."""
+    out: dict[str, Catalog] = {}
+    for c in versions:
+        if c.effective_from <= as_of:
+            h = out.get(c.id)
+            if h is None or c.version > h.version:
+                out[c.id] = c
+    return out

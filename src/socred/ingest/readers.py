@@ -118,19 +118,19 @@ def _csv(path: Path) -> Iterator[Row]:
         names = [h.strip() for h in header]
         if len(set(names)) != len(names):
             raise UnreadableFile(f"{path.name}: the CSV header names a column twice")
-        line = 1
         while True:
+            # the record's first line in the file: a quoted cell may hold line breaks, so records and
+            # file lines differ (records.md numbers rows by file line, the header being line 1)
+            line = reader.line_num + 1
             try:
                 cells = next(reader)
             except StopIteration:
                 return
             except UnicodeDecodeError:
-                raise UnreadableFile(f"{path.name}: row {line + 1} is not UTF-8 text") from None
+                raise UnreadableFile(f"{path.name}: line {line} is not UTF-8 text") from None
             except csv.Error as e:
-                line += 1
                 yield line, BadRow("", f"malformed CSV: {e}")
                 continue
-            line += 1
             if not any(c.strip() for c in cells):
                 continue
             if len(cells) != len(names):

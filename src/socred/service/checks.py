@@ -74,7 +74,7 @@ class CheckIndex:
         self.catalogs: list[Catalog] = []
         self.records = 0
         self._parsed: dict[tuple[str, int, str], Catalog] = {}
-        self._chosen: dict[tuple[str, date], Catalog | ScoringError] = {}
+        self._chosen: dict[tuple[str, str, date], Catalog | ScoringError] = {}
         self._blank: dict[tuple[str, str, str, date], dict[str, Any]] = {}  # answers for no records
 
     @property
@@ -157,11 +157,11 @@ class CheckIndex:
         self._blank = {}
 
     def catalog_for(self, sid: SubjectId, at: date) -> Catalog:
-        key = (sid.region, at)
+        key = (sid.region, sid.kind, at)
         hit = self._chosen.get(key)
         if hit is None:
             try:
-                hit = scoring.select_catalog(self.catalogs, sid.region, at, None)
+                hit = scoring.select_catalog(self.catalogs, sid.region, sid.kind, at, None)
             except ScoringError as e:
                 hit = e
             if len(self._chosen) > 100_000:

@@ -545,7 +545,7 @@ class DueProcess:
                 for subject_id in part:
                     try:
                         sid = self.platform.parse_subject(subject_id)
-                        catalog = select_catalog(catalogs, sid.region, today)
+                        catalog = select_catalog(catalogs, sid.region, sid.kind, today)
                         recs = states.get(sid.value, [])
                         result = scoring.score(
                             catalog,

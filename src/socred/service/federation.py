@@ -733,7 +733,7 @@ def score_as_node(
     catalogs = node_catalogs(platform, node)
     if not catalogs:
         raise NotFound(f"no catalog of node {node!r} is held here: sync from it first")
-    catalog = scoring.select_catalog(catalogs, sid.region, as_of)
+    catalog = scoring.select_catalog(catalogs, sid.region, sid.kind, as_of)
     with platform.engine.connect() as conn:
         keys = {
             (r.source, r.record_id)
@@ -787,7 +787,7 @@ def list_snapshot(
                 return
             try:
                 sid = parse_subject_id(current)
-                catalog = scoring.select_catalog(catalogs, sid.region, at)
+                catalog = scoring.select_catalog(catalogs, sid.region, sid.kind, at)
             except (IdentifierError, ScoringError):
                 return
             result = scoring.score(catalog, sid.value, sid.kind, batch, at)

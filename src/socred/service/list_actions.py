@@ -333,7 +333,7 @@ class ListActions:
         reason = self._text(reason, "reason")
         code = (list_code or "").strip().upper()
         try:
-            catalog = select_catalog(self.platform.catalogs(), sid.region, today)
+            catalog = select_catalog(self.platform.catalogs(), sid.region, sid.kind, today)
         except ScoringError as e:
             raise _invalid("subject_id", str(e)) from None
         if code not in catalog.lists:

@@ -274,10 +274,7 @@ class Platform:
         ]
 
     def choose_catalog(self, sid: SubjectId, as_of: date, catalog_id: str | None) -> Catalog:
-        versions = self.catalogs()
-        if catalog_id is not None and not any(c.id == catalog_id for c in versions):
-            raise ScoringError(f"no active catalog with id {catalog_id!r} is loaded")
-        return select_catalog(versions, sid.region, as_of, catalog_id)
+        return select_catalog(self.catalogs(), sid.region, sid.kind, as_of, catalog_id)
 
     def score(self, subject_id: str, as_of: date | None = None, catalog_id: str | None = None) -> ScoreResult:
         self.ensure_schema()

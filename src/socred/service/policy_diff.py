@@ -31,7 +31,8 @@ import yaml
 
 from socred.domain.catalog import Catalog, CatalogError, parse_catalog
 from socred.domain.scoring import ScoringError, select_catalog
-from socred.service.batch import RECORD_SCHEMA, _backend, dataset_batches, stream_records
+from socred.service.batch import _backend
+from socred.store.export import RECORD_SCHEMA, dataset_batches, stream_records
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -158,28 +159,23 @@ class _Population:
 
     def __init__(self, catalog: Catalog, others: list[Catalog]) -> None:
         self.catalog = catalog
-        self.kinds = pa.array(
-            sorted({k for c in catalog.categories.values() for k in c.subjects}), pa.string()
-        )
         self.candidates = [catalog, *(c for c in others if c.id != catalog.id)]
         self.known: dict[str, bool] = {}
 
-    def wins(self, region: str) -> bool:
-        if region not in self.known:
+    def wins(self, region: str, kind: str) -> bool:
+        key = f"{region}|{kind}"
+        if key not in self.known:
             try:
-                chosen = select_catalog(self.candidates, region, date.max)
+                chosen = select_catalog(self.candidates, region, kind, date.max)
             except ScoringError:
                 chosen = None
-            self.known[region] = chosen is not None and chosen.id == self.catalog.id
-        return self.known[region]
+            self.known[key] = chosen is not None and chosen.id == self.catalog.id
+        return self.known[key]
 
     def mask(self, batch: pa.RecordBatch) -> pa.Array:
-        region = batch.column("region")
-        regions = [r for r in pc.unique(region).to_pylist() if r is not None and self.wins(r)]
-        mask = pc.and_(
-            pc.is_in(region, pa.array(regions, pa.string())), pc.is_in(batch.column("kind"), self.kinds)
-        )
-        return pc.fill_null(mask, False)
+        keys = pc.binary_join_element_wise(batch.column("region"), batch.column("kind"), "|")
+        won = [k for k in pc.unique(keys).to_pylist() if k is not None and self.wins(*k.split("|", 1))]
+        return pc.fill_null(pc.is_in(keys, pa.array(won, pa.string())), False)
 
 
 def _as_of_catalog(catalog: Catalog, as_of: date) -> Catalog:
@@ -337,5 +333,5 @@ def catalog_diff(
     old_cat = resolve_catalog(platform, old)
     new_cat = resolve_catalog(platform, new)
     others = [] if whole else platform.catalogs()
-    batches = dataset_batches(records) if records is not None else stream_records(platform)
+    batches = dataset_batches(records) if records is not None else stream_records(platform.engine)
     return compare(old_cat, new_cat, batches, as_of, engine, others)

@@ -148,44 +148,26 @@ def is_shown(
 
 
 class Rules:
-    """The publication rule on one day over the active catalogs: which catalog serves a region, and
-    the same rule as one SQL condition on ``records`` (so that lists and counts are paged in SQL)."""
+    """The publication rule on one day over the active catalogs: which catalog serves a subject (the
+    routes of :func:`scoring.routes`), and the same rule as one SQL condition on ``records`` (so that
+    lists and counts are paged in SQL)."""
 
     def __init__(self, catalogs: Sequence[Catalog], today: date) -> None:
         self.today = today
         self.catalogs = list(catalogs)
-        highest: dict[str, Catalog] = {}
-        for c in self.catalogs:
-            h = highest.get(c.id)
-            if h is None or c.version > h.version:
-                highest[c.id] = c
-        owner: dict[str, str] = {}  # region prefix -> catalog id (the smallest id on a tie)
-        for cid in sorted(highest):
-            for prefix in highest[cid].regions:
-                owner.setdefault(prefix, cid)
-        self._prefixes = sorted(owner, key=lambda p: (-len(p), p))
-        self._owner = owner
-        self._effective: dict[str, Catalog | None] = {}
-        for cid in highest:
-            live = [c for c in self.catalogs if c.id == cid and c.effective_from <= today]
-            self._effective[cid] = max(live, key=lambda c: c.version) if live else None
-        self._by_region: dict[str, Catalog | None] = {}
+        self._chooser = scoring.Chooser(self.catalogs)
+        self._routes = self._chooser.routes(today)
         self._conditions: dict[tuple[bool, str | None], ColumnElement[bool]] = {}
 
-    def catalog_for(self, region: str) -> Catalog | None:
-        """The catalog scoring subjects of ``region`` today (as :func:`scoring.select_catalog`), or None."""
-        if region in self._by_region:
-            return self._by_region[region]
-        found: Catalog | None = None
-        for prefix in self._prefixes:
-            if region.startswith(prefix):
-                found = self._effective[self._owner[prefix]]
-                break
-        self._by_region[region] = found
-        return found
+    def catalog_for(self, region: str, kind: str) -> Catalog | None:
+        """The catalog scoring subjects of ``region`` and ``kind`` today (:func:`scoring.select_catalog`)."""
+        try:
+            return self._chooser.choose(region, kind, self.today)
+        except ScoringError:
+            return None
 
     def category(self, region: str, code: str, kind: str) -> Category | None:
-        catalog = self.catalog_for(region)
+        catalog = self.catalog_for(region, kind)
         return None if catalog is None else catalog.category_for(code, kind)
 
     def shown(self, rec: PubRecord) -> Category | None:
@@ -198,12 +180,13 @@ class Rules:
     def categories(self, *, warnings_only: bool = False) -> dict[str, Category]:
         """Categories that can be shown under some serving catalog today, by code (first wins)."""
         out: dict[str, Category] = {}
-        for prefix in self._prefixes:
-            catalog = self._effective[self._owner[prefix]]
-            if catalog is None:
-                continue
-            for code, cat in catalog.categories.items():
-                if publicity_days(cat) and (cat.points < 0 or not warnings_only):
+        for route in self._routes:
+            for code, cat in route.catalog.categories.items():
+                if (
+                    route.kind in cat.subjects
+                    and publicity_days(cat)
+                    and (cat.points < 0 or not warnings_only)
+                ):
                     out.setdefault(code, cat)
         return out
 
@@ -211,8 +194,8 @@ class Rules:
         """The rule as a condition on ``records``: the same answer as :meth:`shown`, row by row.
 
         A nested CASE gives each row the first day from which it is no longer too old to be shown:
-        the outer level picks the serving catalog by region prefix (longest first), the inner level
-        the category (and kind) within it. Rows no catalog shows get NULL, which compares false. An
+        the outer level picks the serving catalog by the routes (region prefix, longest first, and
+        kind), the inner level the category within it. Rows no catalog shows get NULL, which compares false. An
         indexed range on ``occurred_on`` and a category list narrow the rows before the CASE runs.
         """
         key = (warnings_only, category)
@@ -223,25 +206,23 @@ class Rules:
         outer: list[tuple[ColumnElement[bool], Any]] = []
         codes: set[str] = set()
         earliest = self.today
-        for prefix in self._prefixes:
-            catalog = self._effective[self._owner[prefix]]
+        for route in self._routes:
             inner: list[tuple[ColumnElement[bool], Any]] = []
-            for code, cat in catalog.categories.items() if catalog is not None else ():
+            for code, cat in route.catalog.categories.items():
                 days = publicity_days(cat)
+                if route.kind not in cat.subjects:
+                    continue
                 if days == 0 or (warnings_only and cat.points >= 0) or (category and code != category):
                     continue
                 first_day = self.today - timedelta(days=days - 1)
                 earliest = min(earliest, first_day)
                 codes.add(code)
-                test = r.c.category == code
-                if len(cat.subjects) < 2:
-                    test = and_(test, r.c.kind.in_(sorted(cat.subjects)))
-                inner.append((test, literal(first_day, Date)))
+                inner.append((r.c.category == code, literal(first_day, Date)))
             value: Any = case(*inner, else_=null()) if inner else null()
-            if not prefix:  # "" serves every region: nothing after it can match
-                outer.append((literal(True), value))
-                break
-            outer.append((func.substr(r.c.subject_region, 1, len(prefix)) == prefix, value))
+            test = r.c.kind == route.kind
+            if route.prefix:
+                test = and_(func.substr(r.c.subject_region, 1, len(route.prefix)) == route.prefix, test)
+            outer.append((test, value))
         if not codes:
             cond: ColumnElement[bool] = false()
         else:
@@ -568,7 +549,7 @@ class PublicInfo:
         self, rules: Rules, sid: str, kind: str, region: str, records: list[PubRecord]
     ) -> dict[str, Any] | None:
         """Shown records and public lists of one subject; None when nothing about a person is public."""
-        catalog = rules.catalog_for(region)
+        catalog = rules.catalog_for(region, kind)
         if catalog is None:
             if kind == "person":
                 return None
@@ -660,7 +641,7 @@ class PublicInfo:
         points = []
         for day in [*_month_ends(today, HISTORY_MONTHS), today]:
             try:
-                catalog = scoring.select_catalog(catalogs, sid.region, day)
+                catalog = scoring.select_catalog(catalogs, sid.region, sid.kind, day)
                 s = scoring.score(catalog, sid.value, sid.kind, records, day)
             except ScoringError:
                 continue
@@ -762,7 +743,7 @@ class PublicInfo:
     # -------------------------------------------------------------- announcements and the board
 
     def _violation(self, rules: Rules, rec: PubRecord, name: str, recorded_at: str | None) -> dict[str, Any]:
-        catalog = rules.catalog_for(rec.subject_region)
+        catalog = rules.catalog_for(rec.subject_region, rec.kind)
         cat = None if catalog is None else catalog.category_for(rec.category, rec.kind)
         assert catalog is not None and cat is not None  # the SQL condition admitted it
         view = self.record_view(rec, cat)
@@ -1016,7 +997,7 @@ class PublicInfo:
         grades: dict[tuple[str, str], int] = {}
         lists: dict[tuple[str, str], int] = {}
         for sid, (kind, region, recs) in by_subject.items():
-            catalog = rules.catalog_for(region)
+            catalog = rules.catalog_for(region, kind)
             if catalog is None:
                 continue
             result = scoring.score(catalog, sid, kind, recs, rules.today)
