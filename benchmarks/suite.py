@@ -181,34 +181,48 @@ def _ingest_all(p: Any, data: Path, batch_size: int) -> tuple[int, int, float]:
 # ------------------------------------------------------------------ ingestion
 
 
-def _read_back(
-    src: Any, lo: int, hi: int
-) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """Ledger, records and subjects rows that ingestion wrote for ledger seqs lo..hi (as written)."""
+def _written(src: Any, first: int, last: int, batch: int) -> Iterator[tuple[list[Any], list[Any], list[Any]]]:
+    """(ledger blocks, records rows, subjects rows) that ingestion wrote, ``batch`` ledger seqs at a time,
+    as the database holds them (one ordered scan of each table)."""
     from socred.store import repo
 
     with src.engine.connect() as c:
         raw = repo.driver(c)
-        sqlite = c.dialect.name != "postgresql"
-        mark = "?" if sqlite else "%s"
+        mark = "%s" if c.dialect.name == "postgresql" else "?"
         cur = raw.cursor()
         cur.execute(
-            f"SELECT {', '.join(repo.LEDGER_COLUMNS)} FROM ledger WHERE seq BETWEEN {mark} AND {mark} ORDER BY seq",
-            (lo, hi),
+            "SELECT first_seq, last_seq, raw_size, entries, hashes FROM ledger_blocks "
+            f"WHERE first_seq BETWEEN {mark} AND {mark} ORDER BY first_seq",
+            (first, last),
         )
-        ledger = [tuple(r) for r in cur.fetchall()]
-        cur.execute(
-            # by last_seq, which is indexed (first_seq is not); for fresh submits they are equal
-            f"SELECT {', '.join(repo.RECORD_COLUMNS)} FROM records WHERE last_seq BETWEEN {mark} AND {mark} ORDER BY last_seq",
-            (lo, hi),
-        )
-        records = [tuple(r) for r in cur.fetchall()]
+        blocks = [tuple(r) for r in cur.fetchall()]
+        cur.execute(f"SELECT {', '.join(repo.RECORD_COLUMNS)} FROM records ORDER BY first_seq")
+        pending: list[Any] = []
+        bi = 0
+        for lo in range(first, last + 1, batch):
+            hi = min(last, lo + batch - 1)
+            these = []
+            while bi < len(blocks) and blocks[bi][0] <= hi:
+                these.append(blocks[bi])
+                bi += 1
+            records = [r for r in pending if r[8] <= hi]
+            pending = [r for r in pending if r[8] > hi]
+            while True:
+                got = cur.fetchmany(10_000)
+                if not got:
+                    break
+                for r in got:
+                    (records if r[8] <= hi else pending).append(tuple(r))
+                if pending:
+                    break
+            subjects: dict[str, tuple[Any, ...]] = {}
+            for r in records:
+                sid = r[2]
+                kind = "organization" if r[3] == 1 else "person"
+                region = sid[2:8] if kind == "organization" else sid[:6]
+                subjects[sid] = (sid, kind, region, sid, r[8], r[9])
+            yield these, records, sorted(subjects.values())
         cur.close()
-    subjects: dict[str, tuple[Any, ...]] = {}
-    for r in records:
-        prev = subjects.get(r[2])
-        subjects[r[2]] = (r[2], r[3], r[4], r[5], prev[4] if prev else r[17], r[18])
-    return ledger, records, sorted(subjects.values())
 
 
 def _floor_writes(src: Any, dst: Any, first: int, last: int, batch: int) -> tuple[int, float]:
@@ -219,33 +233,27 @@ def _floor_writes(src: Any, dst: Any, first: int, last: int, batch: int) -> tupl
     pg = dst.engine.dialect.name == "postgresql"
     spent = 0.0
     n = 0
-    for lo in range(first, last + 1, batch):
-        hi = min(last, lo + batch - 1)
-        ledger, records, subjects = _read_back(src, lo, hi)
-        if pg:
-            import pyarrow as pa
-
-            def table(rows: list[tuple[Any, ...]], cols: tuple[str, ...]) -> Any:
-                return pa.table({c: [r[i] for r in rows] for i, c in enumerate(cols)})
-
-            payload: list[Any] = [
-                table(ledger, repo.LEDGER_COLUMNS),
-                table(records, repo.RECORD_COLUMNS) if records else None,
-                table(subjects, repo.SUBJECT_COLUMNS) if subjects else None,
-            ]
-        else:
-            payload = [ledger, records, subjects]
+    with dst.engine.begin() as c:  # the dictionary codes, as registration and catalog loads gave them
+        with src.engine.connect() as s:
+            codes = [tuple(r) for r in s.exec_driver_sql("SELECT id, domain, value FROM codes").all()]
+        c.exec_driver_sql("DELETE FROM codes")
+        repo.insert_rows(c, "codes", ("id", "domain", "value"), codes)
+    for blocks, records, subjects in _written(src, first, last, batch):
         t0 = time.perf_counter()
         with dst.engine.begin() as c:
             if not pg:
                 repo.driver(c).execute(f"PRAGMA wal_autocheckpoint={SQLITE_WAL_AUTOCHECKPOINT}")
-            repo.insert_rows(c, "ledger", repo.LEDGER_COLUMNS, payload[0])
-            if payload[1] is not None:
-                repo.insert_rows(c, "records", repo.RECORD_COLUMNS, payload[1])
-            if payload[2] is not None:
-                repo.upsert_subjects(c, payload[2])
+            mark = "%s" if pg else "?"
+            cur = repo.driver(c).cursor()
+            cur.executemany(
+                f"INSERT INTO ledger_blocks (first_seq, last_seq, raw_size, entries, hashes) VALUES ({', '.join([mark] * 5)})",
+                blocks,
+            )
+            cur.close()
+            repo.insert_rows(c, "records", repo.RECORD_COLUMNS, records)
+            repo.upsert_subjects(c, subjects)
         spent += time.perf_counter() - t0
-        n += len(ledger)
+        n += sum(int(b[1]) - int(b[0]) + 1 for b in blocks)
     return n, spent
 
 
@@ -255,13 +263,12 @@ def _chain(src: Any, limit: int = 1_000_000) -> tuple[float, float]:
 
     from socred.ingest.bulk import seal
     from socred.ledger.chain import entry_bytes
-    from socred.store import repo
+    from socred.store import ledger
 
     with src.engine.connect() as c:
-        cur = repo.driver(c).cursor()
-        cur.execute(f"SELECT seq, recorded_at, actor, kind, body FROM ledger ORDER BY seq LIMIT {int(limit)}")
-        got = cur.fetchall()
-        cur.close()
+        got = []
+        for e in ledger.iter_entries(c, 0, limit):
+            got.append((e.seq, e.recorded_at, e.actor, e.kind, e.body))
     entries = [entry_bytes(*r) for r in got]
     kinds, bodies = pa.array([r[3] for r in got]), pa.array([r[4] for r in got])
     sha = hashlib.sha256

@@ -11,13 +11,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from socred.ledger.chain import entry_hash
 from socred.service import proofs
 from socred.service.auth import LedgerSigner, ledger_checkpoint
 from socred.service.platform import Platform
 from tests.api.conftest import Env
 from tests.conftest import CATALOGS
-from tests.helpers import PERSON, rows
+from tests.helpers import PERSON, rows, tamper_ledger
 
 SIGNING_KEY = "11" * 32
 
@@ -122,18 +121,8 @@ def test_rewritten_history_fails_the_consistency_proof(tmp_path: Path) -> None:
     honest = proofs.prove_consistency(p, signer, kept["size"])
     assert proofs.check_proof(honest, kept["public_key"], kept)["ok"]
     # an operator edits entry 10 and recomputes every hash after it, so the chain verifies again
+    tamper_ledger(f"sqlite:///{db}", 10, edit=lambda s: s.replace("2026-01-01", "2025-01-01"), rehash=True)
     with sqlite3.connect(db) as c:
-        c.execute("DROP TRIGGER IF EXISTS ledger_no_update")
-        (body,) = c.execute("SELECT body FROM ledger WHERE seq = 10").fetchone()
-        c.execute("UPDATE ledger SET body = ? WHERE seq = 10", (body.replace("2026-01-01", "2025-01-01"),))
-        prev = c.execute("SELECT hash FROM ledger WHERE seq = 9").fetchone()[0]
-        for s, ts, actor, kind, b in c.execute(
-            "SELECT seq, recorded_at, actor, kind, body FROM ledger WHERE seq >= 10 ORDER BY seq"
-        ).fetchall():
-            h = entry_hash(prev, s, ts, actor, kind, b)
-            c.execute("UPDATE ledger SET prev_hash = ?, hash = ? WHERE seq = ?", (prev, h, s))
-            prev = h
-        c.execute("UPDATE ledger_head SET hash = ?", (prev,))
         c.execute("DELETE FROM merkle_nodes")  # and the cached tree, so it is recomputed from the new hashes
     assert p.verify_ledger().ok  # the chain alone cannot tell
     forged = proofs.prove_consistency(p, signer, kept["size"])

@@ -27,8 +27,10 @@ from hypothesis import strategies as st
 
 from socred.domain.records import apply_body
 from socred.ingest import bulk
-from socred.ledger.chain import chain
+from socred.ledger.chain import chain, entry_bytes
 from socred.service.platform import Platform
+from socred.store import ledger as store_ledger
+from socred.store.schema import from_day_number
 from tests.helpers import ORG, ORG_SH, PERSON, PERSON2, TEST_CATALOG
 
 TODAY = date(2026, 11, 28)
@@ -145,14 +147,20 @@ def _table(ops: list[dict[str, Any]], source: str, date_column: bool) -> pa.Tabl
 
 def _snapshot(p: Platform, source: str, after: int) -> dict[str, Any]:
     with p.engine.connect() as c:
-        ledger = c.execute(
-            sa.text(
-                "SELECT seq, recorded_at, actor, kind, body, prev_hash, hash FROM ledger WHERE seq > :s ORDER BY seq"
-            ),
-            {"s": after},
-        ).all()
+        ledger = [
+            (e.seq, e.recorded_at, e.actor, e.kind, e.body, e.prev_hash, e.hash)
+            for e in store_ledger.iter_entries(c, after)
+        ]
         records = (
-            c.execute(sa.text("SELECT * FROM records WHERE source = :s ORDER BY record_id"), {"s": source})
+            c.execute(
+                sa.text(
+                    "SELECT r.*, k.value AS category_code FROM records r "
+                    "JOIN codes s ON s.id = r.source AND s.domain = 'source' "
+                    "JOIN codes k ON k.id = r.category AND k.domain = 'category' "
+                    "WHERE s.value = :s ORDER BY r.record_id"
+                ),
+                {"s": source},
+            )
             .mappings()
             .all()
         )
@@ -161,8 +169,12 @@ def _snapshot(p: Platform, source: str, after: int) -> dict[str, Any]:
         "ledger": [tuple(r) for r in ledger],
         "records": [
             {
-                k: (str(v) if k in ("occurred_on", "repaired_on") and v is not None else v)
-                for k, v in r.items()
+                **{k: v for k, v in r.items() if k not in ("source", "category", "category_code")},
+                "category": r["category_code"],
+                "occurred_on": from_day_number(r["occurred_on"]).isoformat(),
+                "repaired_on": None
+                if r["repaired_on"] is None
+                else from_day_number(r["repaired_on"]).isoformat(),
             }
             for r in records
         ],
@@ -173,10 +185,8 @@ def _snapshot(p: Platform, source: str, after: int) -> dict[str, Any]:
 @pytest.fixture
 def pair(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Platform, Platform]]:
     """Two databases of the same backend: one ingested row by row, one through Arrow."""
-    from socred.store import repo
-
     monkeypatch.setattr(bulk, "utc_timestamp", lambda now=None: FIXED_TS)
-    monkeypatch.setattr(repo, "utc_timestamp", lambda now=None: FIXED_TS)  # the catalog's entry
+    monkeypatch.setattr(store_ledger, "utc_timestamp", lambda now=None: FIXED_TS)  # the catalog's entry
     if db_url.startswith("sqlite"):
         other = f"sqlite:///{tmp_path / 'other.db'}"
         cleanup = None
@@ -261,7 +271,8 @@ def _compare(
             s.subject_id, s.category, s.occurred_on.isoformat(), s.retracted,
         )  # fmt: skip
         assert r["repaired_on"] == (s.repaired_on.isoformat() if s.repaired_on else None)
-        assert r["submit_body"] == s.submit_body
+        # the record's submission on the ledger is its original body (the projection keeps no copy)
+        assert {e[0]: e[4] for e in b["ledger"]}[r["first_seq"]] == s.submit_body
 
 
 def test_arrow_path_equals_row_path(pair: tuple[Platform, Platform], db_url: str) -> None:
@@ -320,7 +331,7 @@ def test_fast_rows_take_the_fast_path(tmp_path: Path) -> None:
 def test_seal_equals_the_ledger_chain() -> None:
     bodies = ['{"a":1}', '{"b":"张三"}', '{"c":"\\"q\\""}']
     kinds = ["submit", "correct", "retract"]
-    seq, prevs, hashes = bulk.seal(
+    sealed = bulk.seal(
         7, hashlib.sha256(b"x").hexdigest(), FIXED_TS, "court.sh", pa.array(kinds), pa.array(bodies)
     )
     ref = list(
@@ -330,6 +341,7 @@ def test_seal_equals_the_ledger_chain() -> None:
             ((FIXED_TS, "court.sh", k, b) for k, b in zip(kinds, bodies, strict=True)),
         )
     )
-    assert seq.to_pylist() == [e.seq for e in ref]
-    assert prevs.to_pylist() == [e.prev_hash for e in ref]
-    assert hashes.to_pylist() == [e.hash for e in ref]
+    assert sealed.first_seq == 7
+    assert [d.hex() for d in sealed.digests] == [e.hash for e in ref]
+    # the stored bytes are exactly what each hash covers
+    assert sealed.lines == [entry_bytes(e.seq, e.recorded_at, e.actor, e.kind, e.body) for e in ref]

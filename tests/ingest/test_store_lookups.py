@@ -46,11 +46,10 @@ def test_stream_records_from_sqlite_with_an_odd_value(sqlite_url: str) -> None:
     )
     got = [r for b in export.stream_records(p.engine) for r in b.to_pylist()]
     assert len(got) == 5 and {r["repaired_on"] for r in got} == {None, date(2026, 4, 1)}
-    with p.engine.begin() as c:  # behind the application's back: a separator inside a value
+    with p.engine.begin() as c:  # behind the application's back: text where a code belongs
         c.execute(sa.text("UPDATE records SET category = 'A' || char(31) || 'B' WHERE record_id = 'r2'"))
-    again = sorted(
-        (r for b in export.stream_records(p.engine) for r in b.to_pylist()), key=lambda r: r["record_id"]
-    )
-    assert again[2]["category"] == "A\x1fB" and again[1]["repaired_on"] == date(2026, 4, 1)
-    assert [r["record_id"] for r in again] == ["r0", "r1", "r2", "r3", "r4"]
+    import pytest
+
+    with pytest.raises(ValueError, match="the projection is damaged"):
+        list(export.stream_records(p.engine))
     p.engine.dispose()

@@ -248,8 +248,8 @@ def test_sign_in_and_own_report(page: Any, live: Server, shot: Shot) -> None:
     try:
         with p.engine.connect() as conn:
             sid = conn.exec_driver_sql(
-                "SELECT subject_id FROM records WHERE kind = 'person' "
-                "AND category = 'DISHONEST_JUDGMENT_DEBTOR' AND NOT retracted LIMIT 1"
+                "SELECT r.subject_id FROM records r JOIN codes c ON c.id = r.category "
+                "WHERE r.kind = 0 AND c.value = 'DISHONEST_JUDGMENT_DEBTOR' AND NOT r.retracted LIMIT 1"
             ).scalar_one()
         token = TokenCodec(token_secret(p.engine, os.environ.get("SOCRED_TOKEN_SECRET"))).issue(
             sid, "subject"

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from socred.domain.ids import parse_subject_id
 from socred.portal import i18n
 from socred.service.platform import Platform
+from socred.store import ledger
 from socred.store import schema as t
 
 
@@ -36,15 +37,11 @@ class Scanner:
 def _demo(platform: Platform) -> tuple[list[tuple[str, str, str]], set[str]]:
     with platform.engine.connect() as conn:
         subjects = [(r.subject_id, r.kind, r.name) for r in conn.execute(select(t.subjects))]
-        plates = {
-            json.loads(a)["plate"]
-            for (a,) in conn.execute(
-                select(t.records.c.attributes).where(t.records.c.attributes.is_not(None))
-            )
-            if "plate" in json.loads(a)
-        }
+        bodies = [json.loads(e.body) for e in ledger.iter_entries(conn) if e.kind in ("submit", "correct")]
+        persons = {s for s, kind, _ in subjects if kind == "person"}
+        plates = {b["attributes"]["plate"] for b in bodies if "plate" in (b.get("attributes") or {})}
         names_in_records = {
-            n for (n,) in conn.execute(select(t.records.c.subject_name).where(t.records.c.kind == "person"))
+            b["subject_name"] for b in bodies if b.get("subject_id") in persons and "subject_name" in b
         }
     return subjects, plates | names_in_records
 

@@ -26,6 +26,7 @@ from socred.service.public import (
     shown_until,
 )
 from socred.store import schema as t
+from socred.store.codes import codes_of
 from tests.portal.conftest import today
 
 
@@ -101,12 +102,14 @@ def test_sql_condition_equals_the_python_rule(shared_platform: Platform, offset:
     with shared_platform.engine.connect() as conn:
         ids = [s.subject_id for s in subjects(shared_platform)]
         records = [r for rs in _records_of(conn, ids).values() for r in rs]
+        codes = codes_of(conn)
+        numbers = codes.ids(conn, "category", {c for cat in rules.catalogs for c in cat.categories})
         for warnings_only in (False, True):
             sql = {
-                (r.source, r.record_id)
+                (codes.value(conn, r.source), r.record_id)
                 for r in conn.execute(
                     select(t.records.c.source, t.records.c.record_id).where(
-                        rules.condition(warnings_only=warnings_only)
+                        rules.condition(numbers, warnings_only=warnings_only)
                     )
                 )
             }

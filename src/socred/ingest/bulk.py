@@ -54,7 +54,8 @@ from socred.domain.records import (
 )
 from socred.ingest.readers import BadRow, Row, UnreadableFile
 from socred.ledger.chain import utc_timestamp
-from socred.store import repo
+from socred.store import ledger, repo
+from socred.store.codes import codes_of
 
 pc: Any = _pc  # pyarrow's stubs do not declare the generated compute functions
 
@@ -62,6 +63,7 @@ __all__ = [
     "ArrowOperations",
     "BatchOutcome",
     "Prepared",
+    "Sealed",
     "apply_batch",
     "ingest_arrow",
     "prepare_rows",
@@ -507,14 +509,27 @@ def prevalidate(batch: pa.RecordBatch, ctx: Context, first_line: int) -> Prepare
 # ------------------------------------------------------------------ the hash chain, column-wise
 
 
+@dataclass
+class Sealed:
+    """Entries sealed into the chain: each entry's bytes (what its hash covers) and 32-byte hash."""
+
+    first_seq: int
+    lines: list[bytes]
+    digests: list[bytes]
+
+    @property
+    def last_hash(self) -> str:
+        return self.digests[-1].hex()
+
+
 def seal(
     start_seq: int, prev_hash: str, recorded_at: str, actor: str, kinds: pa.Array, bodies: pa.Array
-) -> tuple[pa.Array, pa.Array, pa.Array]:
-    """(seq, prev_hash, hash) columns of entries ``start_seq, start_seq + 1, ...`` after ``prev_hash``.
+) -> Sealed:
+    """Entries ``start_seq, start_seq + 1, ...`` after ``prev_hash``, sealed.
 
     Byte for byte :func:`socred.ledger.chain.chain`: each entry hashes ``prev_hash`` (32 raw bytes)
-    followed by the canonical JSON of ``{actor, body, kind, recorded_at, seq}``, built here by Arrow
-    string kernels with the keys in sorted order.
+    followed by the canonical JSON of ``{actor, body, kind, recorded_at, seq}`` (built here by Arrow
+    string kernels with the keys in sorted order); those bytes are also what the ledger stores.
     """
     n = len(bodies)
     seq = pa.array(np.arange(start_seq, start_seq + n, dtype=np.int64))
@@ -531,16 +546,13 @@ def seal(
     ).cast(pa.binary())
     prev = bytes.fromhex(prev_hash)
     sha = hashlib.sha256
+    lines: list[bytes] = entries.to_pylist()
     digests: list[bytes] = []
     append = digests.append
-    for e in entries.to_pylist():
+    for e in lines:
         prev = sha(prev + e).digest()
         append(prev)
-    hex_all = b"".join(digests).hex().encode()
-    offsets = pa.py_buffer(np.arange(0, 64 * (n + 1), 64, dtype=np.int32).tobytes())
-    hashes = pa.StringArray.from_buffers(n, offsets, pa.py_buffer(hex_all))
-    prevs = pa.concat_arrays([pa.array([prev_hash], pa.string()), hashes.slice(0, n - 1)]) if n else hashes
-    return seq, prevs, hashes
+    return Sealed(start_seq, lines, digests)
 
 
 # ------------------------------------------------------------------ one transaction
@@ -581,6 +593,43 @@ def _subjects_table(
     )
 
 
+def _coded(column: pa.Array | pa.ChunkedArray, codes: Mapping[str, int]) -> pa.Array:
+    """A string column as its dictionary codes (every value has one)."""
+    keys = list(codes)
+    index = pc.index_in(column, value_set=pa.array(keys, pa.string()))
+    values = np.asarray([codes[k] for k in keys], dtype=np.int64)
+    return pa.array(values[index.to_numpy(zero_copy_only=False)])
+
+
+def _fast_records(
+    fast: pa.Table, source_code: int, category_codes: Mapping[str, int], seqs: pa.Array
+) -> pa.Table:
+    """The ``records`` rows of fresh submissions, in :data:`socred.store.repo.RECORD_COLUMNS` order."""
+    nf = fast.num_rows
+    day = pc.cast(pc.cast(fast.column("occurred_on"), pa.date32()), pa.int32())
+    own_region = pc.if_else(
+        pc.equal(fast.column("region"), fast.column("subject_region")),
+        pa.scalar(None, pa.string()),
+        fast.column("region"),
+    )
+    return pa.table(
+        {
+            "source": pa.array(np.full(nf, source_code, dtype=np.int64)),
+            "record_id": fast.column("record_id"),
+            "subject_id": fast.column("subject_id"),
+            "kind": pa.array(_mask(pc.equal(fast.column("kind"), "organization")).astype(np.int64)),
+            "category": _coded(fast.column("category"), category_codes),
+            "occurred_on": day,
+            "retracted": pa.array(np.zeros(nf, dtype=bool)),
+            "repaired_on": pa.nulls(nf, pa.int32()),
+            "first_seq": seqs,
+            "last_seq": seqs,
+            "case_number": fast.column("case_number"),
+            "region": own_region,
+        }
+    )
+
+
 def apply_batch(engine: Engine, ctx: Context, prep: Prepared) -> BatchOutcome:
     """Validate and apply one batch in one transaction (the ledger lock is held throughout)."""
     with engine.begin() as conn:
@@ -596,9 +645,9 @@ def apply_in(conn: Connection, ctx: Context, prep: Prepared) -> BatchOutcome:
         # Checkpoint the WAL every 128 MB rather than every 4 MB: a batch dirties thousands of
         # random index pages, and fewer, larger checkpoints write each of them once.
         repo.driver(conn).execute(f"PRAGMA wal_autocheckpoint={SQLITE_WAL_AUTOCHECKPOINT}")
-    seq0, head = repo.lock_head(conn)
+    seq0, head = ledger.lock_head(conn)
     keys = prep.keys
-    stored = repo.load_states(conn, ctx.source, {k for k in keys if k is not None})
+    existing = repo.record_rows(conn, ctx.source, {k for k in keys if k is not None})
     # fast rows stay fast only for records that do not exist and occur once in the batch
     fast_pos = prep.fast_pos
     keep = np.ones(len(fast_pos), dtype=bool)
@@ -610,17 +659,20 @@ def apply_in(conn: Connection, ctx: Context, prep: Prepared) -> BatchOutcome:
             if k in seen:
                 repeated.add(k)
             seen.add(k)
-    if len(fast_pos) and (stored or repeated):
+    if len(fast_pos) and (existing or repeated):
         for i, p in enumerate(fast_pos.tolist()):
             k = keys[p]
-            if k in stored or k in repeated:
+            if k in existing or k in repeated:
                 keep[i] = False
     ops = list(prep.ops)
     for i in np.flatnonzero(~keep).tolist():
         p = int(fast_pos[i])
         ops[p] = prep.op(p)
-    # every other row: validate() against the state after the rows before it
-    states: dict[str, RecordState] = dict(stored)
+    # every other row: validate() against the state after the rows before it (existing records'
+    # states replayed from the ledger)
+    states: dict[str, RecordState] = (
+        {rid: st for (_s, rid), st in repo.replay(conn, list(existing.values())).items()} if existing else {}
+    )
     acc_pos: list[int] = []
     acc: list[Accepted] = []
     for p, op in enumerate(ops):
@@ -663,49 +715,18 @@ def apply_in(conn: Connection, ctx: Context, prep: Prepared) -> BatchOutcome:
         rank = np.arange(total)
     else:
         bodies, kinds, rank = slow_bodies, slow_kinds, np.arange(total)
-    ts = utc_timestamp()
-    seq, prevs, hashes = seal(seq0 + 1, head, ts, ctx.source, kinds, bodies)
-    ledger = pa.table(
-        {
-            "seq": seq,
-            "recorded_at": pa.array([ts] * total, pa.string()),
-            "actor": pa.array([ctx.source] * total, pa.string()),
-            "kind": kinds,
-            "body": bodies,
-            "prev_hash": prevs,
-            "hash": hashes,
-        }
-    )
-    repo.insert_rows(conn, "ledger", repo.LEDGER_COLUMNS, ledger)
-    seq_np = seq.to_numpy()
+    sealed = seal(seq0 + 1, head, utc_timestamp(), ctx.source, kinds, bodies)
+    ledger.write_entries(conn, seq0 + 1, sealed.lines, sealed.digests)
+    seq_np = np.arange(seq0 + 1, seq0 + 1 + total, dtype=np.int64)
     subject_parts: list[pa.Table] = []
     if fast is not None:
+        codes = codes_of(conn)
+        source_code = codes.ensure(conn, "source", [ctx.source])[ctx.source]
+        category_codes = codes.ensure(conn, "category", pc.unique(fast.column("category")).to_pylist())
         fseq = pa.array(seq_np[rank[:nf]])
-        nulls = pa.nulls(nf, pa.string())
-        records = pa.table(
-            {
-                "source": pa.array([ctx.source] * nf, pa.string()),
-                "record_id": fast.column("record_id"),
-                "subject_id": fast.column("subject_id"),
-                "kind": fast.column("kind"),
-                "subject_region": fast.column("subject_region"),
-                "subject_name": fast.column("subject_name"),
-                "category": fast.column("category"),
-                "occurred_on": fast.column("occurred_on"),
-                "case_number": fast.column("case_number"),
-                "summary": fast.column("summary"),
-                "region": fast.column("region"),
-                "attributes": fast.column("attributes"),
-                "retracted": pa.array(np.zeros(nf, dtype=np.int64)) if sqlite else pa.array([False] * nf),
-                "retract_reason": nulls,
-                "repaired_on": nulls,
-                "repair_reason": nulls,
-                "submit_body": fast.column("body"),
-                "first_seq": fseq,
-                "last_seq": fseq,
-            }
+        repo.insert_rows(
+            conn, "records", repo.RECORD_COLUMNS, _fast_records(fast, source_code, category_codes, fseq)
         )
-        repo.insert_rows(conn, "records", repo.RECORD_COLUMNS, records)
         subject_parts.append(
             pa.table(
                 {
@@ -719,10 +740,7 @@ def apply_in(conn: Connection, ctx: Context, prep: Prepared) -> BatchOutcome:
         )
     if acc:
         aseq = seq_np[rank[nf:]].tolist()
-        new = [(a.state, s) for a, s in zip(acc, aseq, strict=True) if a.state.record_id not in stored]
-        changed = [(a.state, s) for a, s in zip(acc, aseq, strict=True) if a.state.record_id in stored]
-        new_rows, changed_rows, touched = repo.state_rows(new, changed, sqlite=sqlite)
-        repo.write_records(conn, new_rows, changed_rows)
+        touched = repo.save_ops(conn, [(a.op, a.state, s) for a, s in zip(acc, aseq, strict=True)])
         subject_parts.append(
             pa.table(
                 {
@@ -737,7 +755,7 @@ def apply_in(conn: Connection, ctx: Context, prep: Prepared) -> BatchOutcome:
     s = pa.concat_tables(subject_parts)
     subjects = _subjects_table(s["subject_id"], s["kind"], s["region"], s["name"], s["seq"])
     repo.upsert_subjects(conn, subjects)
-    repo.set_head(conn, int(seq_np[-1]), hashes[total - 1].as_py())
+    ledger.set_head(conn, int(seq_np[-1]), sealed.last_hash)
     return out
 
 

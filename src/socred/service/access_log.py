@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, insert, or_, select
 
 from socred.ledger.chain import utc_timestamp
+from socred.store import repo
 from socred.store import schema_api as ta
 
 MAX_PURPOSE = 500
@@ -94,19 +95,18 @@ def read(
 
     Two append-only sources make the log: this table (reports, ledger and access-log reads,
     receipts read by staff) and the check receipts (a relying party's check: the party, the
-    activity, the decision). Entries are ordered by ``(at, source, id)``.
+    activity, the decision; :func:`socred.service.receipts.subject_checks`). Entries are ordered by
+    ``(at, source, id)``.
     """
+    from socred.service.receipts import subject_checks
+
     cursor = parse_cursor(before) if before else None
-    al, rc = ta.access_log, ta.receipts
+    al = ta.access_log
     q1 = select(al).where(al.c.subject_id == subject_id)
-    q2 = select(rc.c.id, rc.c.party, rc.c.activity, rc.c.decision, rc.c.issued_at).where(
-        rc.c.subject_id == subject_id
-    )
     if cursor is not None:
         q1 = q1.where(_before("a", al.c.at, al.c.id, cursor))
-        q2 = q2.where(_before("r", rc.c.issued_at, rc.c.id, cursor))
     entries: list[tuple[tuple[str, str, Any], dict[str, Any]]] = []
-    for r in conn.execute(q1.order_by(al.c.at.desc(), al.c.id.desc()).limit(limit)):
+    for r in conn.execute(q1.order_by(al.c.at.desc(), al.c.id.desc()).limit(limit + 1)):
         key = (r.at, "a", int(r.id))
         entries.append(
             (
@@ -121,36 +121,59 @@ def read(
                 },
             )
         )
-    for r in conn.execute(q2.order_by(rc.c.issued_at.desc(), rc.c.id.desc()).limit(limit)):
-        key = (r.issued_at, "r", r.id)
+    checks = subject_checks(
+        conn, subject_id, limit=2 * limit + 2, before=None if cursor is None else (cursor[0], "\U0010ffff")
+    )
+    for a in checks:
+        key = (a["issued_at"], "r", a["id"])
+        if cursor is not None and not _sorts_before(key, cursor):
+            continue
         entries.append(
             (
                 key,
                 {
-                    "id": f"{r.issued_at}|r|{r.id}",
-                    "at": r.issued_at,
-                    "who": {"kind": "party", "id": r.party},
+                    "id": f"{a['issued_at']}|r|{a['id']}",
+                    "at": a["issued_at"],
+                    "who": {"kind": "party", "id": a["party"]},
                     "what": "check",
-                    "why": f"activity check: {r.activity}",
-                    "detail": {"activity": r.activity, "decision": r.decision, "receipt": r.id},
+                    "why": f"activity check: {a['activity']}",
+                    "detail": {"activity": a["activity"], "decision": a["decision"], "receipt": a["id"]},
                 },
             )
         )
     entries.sort(key=lambda e: e[0], reverse=True)
     page = [e for _, e in entries[:limit]]
-    more = len(entries) > limit or (len(page) == limit and _has_more(conn, subject_id, page[-1]["id"]))
+    more = len(entries) > limit
     return page, (page[-1]["id"] if page and more else None)
 
 
-def _has_more(conn: Connection, subject_id: str, last: str) -> bool:
-    cursor = parse_cursor(last)
-    al, rc = ta.access_log, ta.receipts
-    for q in (
-        select(al.c.id).where(al.c.subject_id == subject_id, _before("a", al.c.at, al.c.id, cursor)).limit(1),
-        select(rc.c.id)
-        .where(rc.c.subject_id == subject_id, _before("r", rc.c.issued_at, rc.c.id, cursor))
-        .limit(1),
-    ):
-        if conn.execute(q).first() is not None:
-            return True
-    return False
+def _sorts_before(key: tuple[str, str, Any], cursor: tuple[str, str, int | str]) -> bool:
+    """Whether an entry keyed ``(at, source, id)`` sorts strictly before the cursor."""
+    at, src, ident = key
+    ca, cs, cid = cursor
+    if at != ca:
+        return at < ca
+    if src != cs:
+        return src < cs
+    return str(ident) < str(cid) if src == "r" else int(ident) < int(cid)
+
+
+def subjects_of_entries(conn: Connection, entries: list[dict[str, Any]]) -> dict[str, list[int]]:
+    """The subjects whose data the entries show: named in a submit, or owning the record operated on."""
+    found: dict[str, list[int]] = {}
+    pending: dict[tuple[str, str], list[int]] = {}
+    for e in entries:
+        body = e["body"]
+        if not isinstance(body, dict) or e["kind"] not in ("submit", "correct", "retract", "repair"):
+            continue
+        if isinstance(body.get("subject_id"), str):
+            found.setdefault(body["subject_id"], []).append(e["seq"])
+        elif isinstance(body.get("source"), str) and isinstance(body.get("record_id"), str):
+            pending.setdefault((body["source"], body["record_id"]), []).append(e["seq"])
+    by_source: dict[str, list[str]] = {}
+    for src, rid in pending:
+        by_source.setdefault(src, []).append(rid)
+    for src, rids in by_source.items():
+        for rid, row in repo.record_rows(conn, src, rids).items():
+            found.setdefault(row.subject_id, []).extend(pending[(src, rid)])
+    return found

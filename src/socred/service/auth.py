@@ -35,7 +35,7 @@ from sqlalchemy.exc import IntegrityError
 from socred.domain.ids import IdentifierError, parse_subject_id
 from socred.ledger.chain import GENESIS_HEX, checkpoint_message, utc_timestamp
 from socred.service.platform import NotFound, Platform, UsageError, hash_key, new_key
-from socred.store import repo
+from socred.store import ledger, repo
 from socred.store import schema as t
 from socred.store import schema_api as ta
 
@@ -539,7 +539,7 @@ def ledger_checkpoint(platform: Platform, signer: LedgerSigner, size: int | None
         if size is not None and size != head:
             if not 0 <= size <= head:
                 raise UsageError(f"the ledger has {head} entries, not {size}")
-            root = conn.execute(select(t.ledger.c.hash).where(t.ledger.c.seq == size)).scalar() or GENESIS_HEX
+            root = ledger.hash_at(conn, size) or GENESIS_HEX
             head = size
         merkle_root = merkle_store.Tree(conn).root(head).hex()
     return signer.checkpoint(head, root, merkle_root)

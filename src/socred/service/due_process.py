@@ -35,7 +35,6 @@ from socred.service import common, list_actions
 from socred.service.common import new_id
 from socred.service.platform import Platform, UsageError
 from socred.store import repo
-from socred.store import schema as t
 from socred.store import schema_due as td
 
 MAX_TEXT = 2000
@@ -122,12 +121,12 @@ class DueProcess:
     ) -> RecordState:
         """The subject's record with this provider record id (and source, when two providers share the id)."""
         rid = _text(record_id, "record_id", 128)
-        q = select(t.records.c.source).where(
-            and_(t.records.c.subject_id == subject_id, t.records.c.record_id == rid)
+        wanted = source.strip() if source is not None and source.strip() else None
+        sources = sorted(
+            r.source
+            for r in repo.subject_rows(conn, [subject_id])[subject_id]
+            if r.record_id == rid and (wanted is None or r.source == wanted)
         )
-        if source is not None and source.strip():
-            q = q.where(t.records.c.source == source.strip())
-        sources = sorted(r[0] for r in conn.execute(q))
         if not sources:
             raise _not_found(f"no record {rid!r} about you is on file")
         if len(sources) > 1:
@@ -175,7 +174,7 @@ class DueProcess:
         items.append((actor, kind, canonical(dict(decision))))
         entries = repo.append(conn, items)
         if accepted is not None:
-            repo.save_states(conn, [], [(accepted.state, entries[0].seq)])
+            repo.project(conn, [(accepted.op, accepted.state, entries[0].seq)])
         return entries[-1].seq
 
     # ------------------------------------------------------------ objections
@@ -627,26 +626,15 @@ class DueProcess:
                 select(td.due_state.c.value).where(td.due_state.c.name == NOTICE_CURSOR)
             ).scalar_one_or_none()
             after = int(cursor) if cursor else 0
-            head_seq, _ = repo.head(conn)
-            subjects = [
-                r[0]
-                for r in conn.execute(
-                    select(t.records.c.subject_id)
-                    .where(t.records.c.last_seq > after)
-                    .group_by(t.records.c.subject_id)
-                    .limit(limit)
-                )
-            ]
+            subjects, upto = repo.subjects_touched(conn, after, limit=limit)
         n = self.sync_subjects(subjects, today)
-        if len(subjects) < limit:
+        if upto > after:
             with self.engine.begin() as conn:
                 res = conn.execute(
-                    update(td.due_state)
-                    .where(td.due_state.c.name == NOTICE_CURSOR)
-                    .values(value=str(head_seq))
+                    update(td.due_state).where(td.due_state.c.name == NOTICE_CURSOR).values(value=str(upto))
                 )
                 if not res.rowcount:
-                    conn.execute(insert(td.due_state).values(name=NOTICE_CURSOR, value=str(head_seq)))
+                    conn.execute(insert(td.due_state).values(name=NOTICE_CURSOR, value=str(upto)))
         return n
 
     def sync_changed(self, after_seq: int, source: str | None = None, today: date | None = None) -> int:
@@ -656,11 +644,8 @@ class DueProcess:
         whose first run over a database loaded by ``socred ingest`` visits every subject. The sweep's
         cursor is left alone; a later sweep finds these subjects' placements already noticed.
         """
-        q = select(t.records.c.subject_id).where(t.records.c.last_seq > after_seq)
-        if source is not None:
-            q = q.where(t.records.c.source == source)
         with self.engine.connect() as conn:
-            subjects = [r[0] for r in conn.execute(q.group_by(t.records.c.subject_id))]
+            subjects, _upto = repo.subjects_touched(conn, after_seq, source)
         return self.sync_subjects(subjects, today) if subjects else 0
 
     def notices_of(self, conn: Connection, subject_id: str) -> list[dict[str, Any]]:
@@ -795,9 +780,10 @@ class DueProcess:
 
 
 def _records_of(conn: Connection, subject_ids: list[str]) -> list[RecordState]:
-    """The records of several subjects in one query (the projection's rows, as repo reads them)."""
-    rows = conn.execute(select(t.records).where(t.records.c.subject_id.in_(subject_ids))).all()
-    return [repo._state_from_row(r) for r in rows]
+    """The records of several subjects in full (one query, then their ledger entries)."""
+    rows = [r for rs in repo.subject_rows(conn, subject_ids).values() for r in rs]
+    states = repo.replay(conn, rows)
+    return [states[(r.source, r.record_id)] for r in rows]
 
 
 def _objection_dict(r: Any, today: date) -> dict[str, Any]:

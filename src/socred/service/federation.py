@@ -26,7 +26,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import httpx
-from sqlalchemy import Connection, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from socred.domain import clock, scoring
@@ -54,9 +54,10 @@ from socred.ledger.merkle import Frontier
 from socred.service.auth import NODE_PREFIX
 from socred.service.common import as_day
 from socred.service.platform import NotFound, Platform, UsageError, hash_key, new_key
-from socred.store import repo
+from socred.store import ledger, repo
 from socred.store import schema as t
 from socred.store import schema_fed as tf
+from socred.store.codes import codes_of
 
 log = logging.getLogger("socred.federation")
 
@@ -265,13 +266,13 @@ def serve_page(platform: Platform, signer: Any, after: int, limit: int) -> dict[
     with platform.engine.connect() as conn:
         size, root = repo.head(conn)
         entries = []
-        for e in repo.iter_entries(conn, after, batch=limit):
+        for e in repo.iter_entries(conn, after, upto=after + limit):
             entries.append(e)
             if len(entries) >= limit:
                 break
         anchor: str | None = GENESIS_HEX
         if after > 0:
-            anchor = conn.execute(select(t.ledger.c.hash).where(t.ledger.c.seq == after)).scalar()
+            anchor = ledger.hash_at(conn, after)
         tree = merkle_store.Tree(conn)
         head = signer.checkpoint(size, root, tree.root(size).hex())
         consistency = [h.hex() for h in tree.consistency(after, size)] if 0 < after <= size else []
@@ -541,11 +542,7 @@ def apply_page(platform: Platform, node: Node, page: VerifiedPage, held_seq: int
             names = _names_before(conn, ops)
             before, _ = repo.lock_head(conn)
             outcome = bulk.apply_in(conn, ctx, _prepare(ops, ctx))
-            new = conn.execute(
-                select(t.ledger.c.seq, t.ledger.c.body)
-                .where(t.ledger.c.seq > before)
-                .order_by(t.ledger.c.seq)
-            ).all()
+            new = [(e.seq, e.body) for e in ledger.iter_entries(conn, before)]
             rejected = {line: msg for line, _row, _f, msg in outcome.errors}
             k = 0
             for i, (seq, body, text, hsh) in enumerate(ops):
@@ -561,8 +558,8 @@ def apply_page(platform: Platform, node: Node, page: VerifiedPage, held_seq: int
                 if i + 1 in rejected:
                     row.update(outcome="rejected", detail=rejected[i + 1][:1000])
                     counts["rejected"] += 1
-                elif k < len(new) and new[k].body == text:
-                    row.update(outcome="applied", local_seq=int(new[k].seq))
+                elif k < len(new) and new[k][1] == text:
+                    row.update(outcome="applied", local_seq=int(new[k][0]))
                     k += 1
                     counts["applied"] += 1
                 else:
@@ -765,7 +762,7 @@ def list_snapshot(
     memberships: list[dict[str, Any]] = []
     with platform.engine.connect() as conn:
         size, root = repo.head(conn)
-        cond = [t.records.c.subject_region.like(f"{r}%") for r in regions] if regions else []
+        cond = [t.subject_region().like(f"{r}%") for r in regions] if regions else []
         from sqlalchemy import or_
 
         q = select(
@@ -777,6 +774,7 @@ def list_snapshot(
             t.records.c.retracted,
             t.records.c.repaired_on,
         ).order_by(t.records.c.subject_id)
+        names = codes_of(conn).values(conn)
         if cond:
             q = q.where(or_(*cond))
         current: str | None = None
@@ -820,16 +818,7 @@ def list_snapshot(
             if sid_ != current:
                 flush()
                 current, batch = sid_, []
-            batch.append(
-                ScoringRecord(
-                    rid,
-                    src,
-                    cat,
-                    as_day(occ),
-                    bool(retracted),
-                    as_day(repaired) if repaired is not None else None,
-                )
-            )
+            batch.append(ScoringRecord(rid, names[src], names[cat], occ, bool(retracted), repaired))
         flush()
     payload: dict[str, Any] = {
         "node": signer.origin,
@@ -934,29 +923,38 @@ def _snapshots(conn: Connection, at_seq: int | None) -> dict[str, int]:
             if seq:
                 out[code] = int(seq)
         return out
-    q = (
-        select(t.ledger.c.actor, func.max(t.ledger.c.seq))
-        .where(t.ledger.c.kind == "federation.lists", t.ledger.c.seq <= at_seq)
-        .group_by(t.ledger.c.actor)
-    )
-    for actor, seq in conn.execute(q):
-        out[str(actor).removeprefix("node:")] = int(seq)
+    for seq, _kind, actor in ledger.acts(conn, ["federation.lists"], upto=at_seq):
+        out[actor.removeprefix("node:")] = seq  # in seq order: the newest of each node wins
     return out
 
 
 def national_memberships(
-    conn: Connection, at_seq: int | None = None, subject_id: str | None = None
+    conn: Connection,
+    at_seq: int | None = None,
+    subject_id: str | None = None,
+    subject_ids: Iterable[str] | None = None,
 ) -> dict[str, list[NationalMembership]]:
-    """Each subject's memberships (or only ``subject_id``'s) from the newest snapshot of every upstream,
-    as of ledger size ``at_seq``."""
+    """Each subject's memberships (or only ``subject_id``'s, or those of ``subject_ids``) from the newest
+    snapshot of every upstream, as of ledger size ``at_seq``."""
     out: dict[str, list[NationalMembership]] = {}
+    ids: list[str] | None = None
+    if subject_id is not None:
+        ids = [subject_id]
+    elif subject_ids is not None:
+        ids = sorted(set(subject_ids))
     for node, seq in _snapshots(conn, at_seq).items():
-        q = select(tf.national_lists).where(
+        base = select(tf.national_lists).where(
             and_(tf.national_lists.c.node == node, tf.national_lists.c.ledger_seq == seq)
         )
-        if subject_id is not None:
-            q = q.where(tf.national_lists.c.subject_id == subject_id)
-        for r in conn.execute(q):
+        queries = (
+            [base]
+            if ids is None
+            else [
+                base.where(tf.national_lists.c.subject_id.in_(ids[i : i + 500]))
+                for i in range(0, len(ids), 500)
+            ]
+        )
+        for r in (row for q in queries for row in conn.execute(q)):
             out.setdefault(r.subject_id, []).append(
                 NationalMembership(
                     node,

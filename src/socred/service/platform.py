@@ -19,10 +19,11 @@ from typing import Any
 import yaml
 from sqlalchemy import Engine, select
 
-from socred.domain import clock, scoring
+from socred.domain import answers, clock
 from socred.domain.catalog import Catalog, CatalogError, kinds_by_category, parse_catalog
-from socred.domain.federation import overlay as federation_overlay
+from socred.domain.federation import NationalMembership
 from socred.domain.ids import IdentifierError, SubjectId, parse_subject_id
+from socred.domain.list_actions import ListAction
 from socred.domain.records import (
     Context,
     RecordState,
@@ -34,6 +35,7 @@ from socred.ingest.readers import Row
 from socred.ledger.chain import VerifyResult, utc_timestamp
 from socred.store import repo
 from socred.store import schema as t
+from socred.store.codes import codes_of
 from socred.store.db import open_engine
 
 PROVIDER_CODE_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789.-")
@@ -87,7 +89,7 @@ class Platform:
         """Fail with a clear sentence when ``socred init`` was never run."""
         from sqlalchemy import inspect
 
-        if not inspect(self.engine).has_table("ledger"):
+        if not inspect(self.engine).has_table("ledger_blocks"):
             raise UsageError("the database has no socred schema yet: run 'socred init' first")
 
     # ------------------------------------------------------------- catalogs
@@ -127,6 +129,7 @@ class Platform:
                     }
                 )
                 (entry,) = repo.append(conn, [("admin", "catalog.load", body)])
+                codes_of(conn).ensure(conn, "category", catalog.categories)
                 repo.store_catalog(
                     conn,
                     {
@@ -180,9 +183,11 @@ class Platform:
         key = new_key("sp")
         self.ensure_schema()
         with self.engine.begin() as conn:
+            repo.lock_head(conn)  # serialises the dictionary codes with every other writer
             if repo.get_provider(conn, code) is not None:
                 raise UsageError(f"provider {code!r} is already registered")
             repo.add_provider(conn, code, name.strip(), hash_key(key), cats)
+            codes_of(conn).ensure(conn, "source", [code])
         return key
 
     def provider(self, code: str) -> repo.Provider:
@@ -267,11 +272,7 @@ class Platform:
 
     def scoring_records(self, subject_id: str) -> list[ScoringRecord]:
         with self.engine.connect() as conn:
-            states = repo.subject_records(conn, subject_id)
-        return [
-            ScoringRecord(s.record_id, s.source, s.category, s.occurred_on, s.retracted, s.repaired_on)
-            for s in states
-        ]
+            return repo.scoring_records(conn, [subject_id])[subject_id]
 
     def choose_catalog(self, sid: SubjectId, as_of: date, catalog_id: str | None) -> Catalog:
         return select_catalog(self.catalogs(), sid.region, sid.kind, as_of, catalog_id)
@@ -281,16 +282,25 @@ class Platform:
         sid = self.parse_subject(subject_id)
         as_of = as_of or clock.today()
         catalog = self.choose_catalog(sid, as_of, catalog_id)
-        result = scoring.score(catalog, sid.value, sid.kind, self.scoring_records(sid.value), as_of)
-        return self.with_list_actions(catalog, result)
+        records, actions, _national = self._standing(sid, with_national=False)
+        return answers.subject_score(catalog, sid.value, sid.kind, records, actions, as_of)
 
-    def with_list_actions(self, catalog: Catalog, result: ScoreResult) -> ScoreResult:
-        """The result with the subject's approved manual list actions applied (service/list_actions.py)."""
-        from socred.service import list_actions  # it imports this module
+    def _standing(
+        self, sid: SubjectId, *, with_national: bool = True
+    ) -> tuple[list[ScoringRecord], list[ListAction], list[NationalMembership] | None]:
+        """What the per-subject answer reads about one subject: its records, its approved manual list
+        actions and the lists published from above (one read snapshot)."""
+        from socred.service import federation, list_actions  # they import this module
 
         with self.engine.connect() as conn:
-            actions = list_actions.approved(conn, [result.subject_id])
-        return list_actions.apply(catalog, result, actions)
+            records = repo.scoring_records(conn, [sid.value])[sid.value]
+            actions = list_actions.approved(conn, [sid.value])
+            national = (
+                federation.national_memberships(conn, subject_id=sid.value).get(sid.value)
+                if with_national
+                else None
+            )
+        return records, actions, national
 
     def check(
         self, subject_id: str, activity: str, at: date | None = None, catalog_id: str | None = None
@@ -299,20 +309,13 @@ class Platform:
         sid = self.parse_subject(subject_id)
         at = at or clock.today()
         catalog = self.choose_catalog(sid, at, catalog_id)
-        result = scoring.score(catalog, sid.value, sid.kind, self.scoring_records(sid.value), at)
-        answer = scoring.check_from_score(catalog, self.with_list_actions(catalog, result), activity)
-        from socred.service import federation  # it imports this module
-
-        with self.engine.connect() as conn:
-            national = federation.national_memberships(conn, subject_id=sid.value).get(sid.value)
-        if not national:
-            return answer
-        d = federation_overlay(answer.to_dict(), national, activity, at)
+        records, actions, national = self._standing(sid)
+        d = answers.check_answer(catalog, sid.value, sid.kind, records, actions, national, activity, at)
         return CheckResult(
-            answer.subject_id,
+            d["subject_id"],
             activity,
             at,
-            answer.catalog,
+            d["catalog"],
             d["decision"],
             tuple(d["measures"]),
             tuple(d["lists"]),
@@ -330,7 +333,8 @@ class Platform:
         """Replay the whole ledger into fresh projections; returns the number of entries replayed."""
         self.ensure_schema()
         with self.engine.begin() as conn:
-            states: dict[tuple[str, str], tuple[RecordState, int, int]] = {}
+            ops: list[tuple[str, RecordState, int]] = []
+            states: dict[tuple[str, str], RecordState] = {}
             manual: list[tuple[int, dict[str, Any]]] = []  # approved manual list actions
             n = 0
             for e in repo.iter_entries(conn):
@@ -341,12 +345,12 @@ class Platform:
                     continue
                 body = e.decoded()
                 k = (body["source"], body["record_id"])
-                prev = states.get(k)
-                st = apply_body(prev[0] if prev else None, body)
-                states[k] = (st, prev[1] if prev else e.seq, e.seq)
+                st = states[k] = apply_body(
+                    states.get(k), body, submit_body=e.body if e.kind == "submit" else None
+                )
+                ops.append((e.kind, st, e.seq))
             repo.clear_projections(conn)
-            new = [(s, last) for s, _first, last in states.values()]
-            repo.save_states(conn, new, [])
+            repo.project(conn, ops)
             from socred.service import list_actions
 
             list_actions.replay(conn, manual)

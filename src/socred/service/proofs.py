@@ -16,15 +16,12 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from sqlalchemy import select
-
 from socred.ledger import merkle
 from socred.ledger.chain import canonical_json, entry_hash
 from socred.ledger.merkle import ProofError
 from socred.service.auth import LedgerSigner, ledger_checkpoint, verify_checkpoint
 from socred.service.platform import Platform, UsageError
-from socred.store import merkle_store
-from socred.store import schema as t
+from socred.store import ledger, merkle_store
 
 
 def _size(platform: Platform, size: int | None) -> int:
@@ -45,7 +42,8 @@ def prove_inclusion(
         raise UsageError(f"entry {seq} is not among the first {n} entries of the ledger")
     cp = ledger_checkpoint(platform, signer, n)  # it brings the cached tree up to date first
     with platform.engine.connect() as conn:
-        row = conn.execute(select(t.ledger).where(t.ledger.c.seq == seq)).one()
+        row = ledger.BlockCache().entry(conn, seq)
+        assert row is not None  # 1 <= seq <= the head
         path = merkle_store.Tree(conn).inclusion(seq - 1, n)
     out: dict[str, Any] = {
         "type": "inclusion",

@@ -34,13 +34,14 @@ out of this module, and everything that comes out of it is already fit for a pub
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import logging
 import re
 import secrets
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -48,7 +49,6 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Connection,
-    Date,
     Engine,
     and_,
     case,
@@ -60,6 +60,7 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    tuple_,
 )
 
 from socred.domain import clock, scoring
@@ -76,8 +77,9 @@ from socred.domain.ids import (
 )
 from socred.domain.scoring import ScoringError, ScoringRecord
 from socred.service.platform import Platform
+from socred.store import ledger, repo, search
 from socred.store import schema as t
-from socred.store import search
+from socred.store.codes import codes_of
 
 __all__ = [
     "PER_PAGE",
@@ -157,7 +159,7 @@ class Rules:
         self.catalogs = list(catalogs)
         self._chooser = scoring.Chooser(self.catalogs)
         self._routes = self._chooser.routes(today)
-        self._conditions: dict[tuple[bool, str | None], ColumnElement[bool]] = {}
+        self._conditions: dict[tuple[bool, str | None, int], ColumnElement[bool]] = {}
 
     def catalog_for(self, region: str, kind: str) -> Catalog | None:
         """The catalog scoring subjects of ``region`` and ``kind`` today (:func:`scoring.select_catalog`)."""
@@ -190,7 +192,9 @@ class Rules:
                     out.setdefault(code, cat)
         return out
 
-    def condition(self, *, warnings_only: bool = False, category: str | None = None) -> ColumnElement[bool]:
+    def condition(
+        self, codes: Mapping[str, int], *, warnings_only: bool = False, category: str | None = None
+    ) -> ColumnElement[bool]:
         """The rule as a condition on ``records``: the same answer as :meth:`shown`, row by row.
 
         A nested CASE gives each row the first day from which it is no longer too old to be shown:
@@ -198,13 +202,13 @@ class Rules:
         kind), the inner level the category within it. Rows no catalog shows get NULL, which compares false. An
         indexed range on ``occurred_on`` and a category list narrow the rows before the CASE runs.
         """
-        key = (warnings_only, category)
+        key = (warnings_only, category, len(codes))
         held = self._conditions.get(key)
         if held is not None:
             return held
         r = t.records
         outer: list[tuple[ColumnElement[bool], Any]] = []
-        codes: set[str] = set()
+        numbers: set[int] = set()
         earliest = self.today
         for route in self._routes:
             inner: list[tuple[ColumnElement[bool], Any]] = []
@@ -214,22 +218,25 @@ class Rules:
                     continue
                 if days == 0 or (warnings_only and cat.points >= 0) or (category and code != category):
                     continue
+                number = codes.get(code)
+                if number is None:  # no record can have it
+                    continue
                 first_day = self.today - timedelta(days=days - 1)
                 earliest = min(earliest, first_day)
-                codes.add(code)
-                inner.append((r.c.category == code, literal(first_day, Date)))
+                numbers.add(number)
+                inner.append((r.c.category == number, literal(first_day, t.Day)))
             value: Any = case(*inner, else_=null()) if inner else null()
             test = r.c.kind == route.kind
             if route.prefix:
-                test = and_(func.substr(r.c.subject_region, 1, len(route.prefix)) == route.prefix, test)
+                test = and_(func.substr(t.subject_region(r), 1, len(route.prefix)) == route.prefix, test)
             outer.append((test, value))
-        if not codes:
+        if not numbers:
             cond: ColumnElement[bool] = false()
         else:
             cond = and_(
                 r.c.occurred_on >= earliest,
                 r.c.occurred_on <= self.today,
-                r.c.category.in_(sorted(codes)),
+                r.c.category.in_(sorted(numbers)),
                 not_(r.c.retracted),
                 or_(r.c.repaired_on.is_(None), r.c.repaired_on > self.today),
                 r.c.occurred_on >= case(*outer, else_=null()),
@@ -299,46 +306,84 @@ class PubRecord:
     retracted: bool
     repaired_on: date | None
     first_seq: int
+    last_seq: int
 
     def scoring(self) -> ScoringRecord:
         return ScoringRecord(
             self.record_id, self.source, self.category, self.occurred_on, self.retracted, self.repaired_on
         )
 
+    def row(self) -> repo.Row:
+        return repo.Row(
+            self.source,
+            self.record_id,
+            self.subject_id,
+            self.kind,
+            self.category,
+            self.occurred_on,
+            self.retracted,
+            self.repaired_on,
+            self.first_seq,
+            self.last_seq,
+            self.case_number,
+            self.region,
+        )
 
-_COLUMNS = [getattr(t.records.c, f) for f in PubRecord.__dataclass_fields__]
 
-
-def _pub(row: Any) -> PubRecord:
+def _pub(r: repo.Row) -> PubRecord:
+    """A record as the public pages read it; its texts (summary, attributes) are not loaded yet."""
     return PubRecord(
-        row.source,
-        row.record_id,
-        row.subject_id,
-        row.kind,
-        row.subject_region,
-        row.category,
-        _day(row.occurred_on),
-        row.case_number,
-        row.summary,
-        row.region,
-        row.attributes,
-        bool(row.retracted),
-        _day(row.repaired_on) if row.repaired_on is not None else None,
-        int(row.first_seq),
+        r.source,
+        r.record_id,
+        r.subject_id,
+        r.kind,
+        r.subject_region,
+        r.category,
+        r.occurred_on,
+        r.case_number,
+        None,
+        r.region,
+        None,
+        r.retracted,
+        r.repaired_on,
+        r.first_seq,
+        r.last_seq,
     )
 
 
-def _day(v: Any) -> date:
-    return v if isinstance(v, date) else date.fromisoformat(str(v))
+def _with_texts(conn: Connection, recs: Sequence[PubRecord]) -> dict[tuple[str, str], PubRecord]:
+    """Those records with their summary and attributes, replayed from the ledger."""
+    states = repo.replay(conn, [r.row() for r in recs])
+    out = {}
+    for r in recs:
+        st = states[(r.source, r.record_id)]
+        attrs = json.dumps(st.attributes, ensure_ascii=False, sort_keys=True) if st.attributes else None
+        out[(r.source, r.record_id)] = dataclasses.replace(r, summary=st.summary, attributes=attrs)
+    return out
 
 
 def _records_of(conn: Connection, subject_ids: Iterable[str]) -> dict[str, list[PubRecord]]:
-    ids = sorted(set(subject_ids))
-    out: dict[str, list[PubRecord]] = {i: [] for i in ids}
-    for i in range(0, len(ids), 500):
-        rows = conn.execute(select(*_COLUMNS).where(t.records.c.subject_id.in_(ids[i : i + 500])))
-        for row in rows:
-            out[row.subject_id].append(_pub(row))
+    return {sid: [_pub(r) for r in rows] for sid, rows in repo.subject_rows(conn, subject_ids).items()}
+
+
+_CORE = [getattr(t.records.c, c) for c in repo.RECORD_COLUMNS]
+
+
+def _core_rows(conn: Connection, rows: Iterable[Any]) -> list[tuple[PubRecord, str]]:
+    """(record, subject's name) of rows selected as ``_CORE`` + the subject's name."""
+    values = codes_of(conn).values(conn)
+    out = []
+    for row in rows:
+        r = tuple(row)
+        core = (
+            values.get(r[0]) or codes_of(conn).value(conn, r[0]),
+            r[1],
+            r[2],
+            r[3],
+            values.get(r[4]) or codes_of(conn).value(conn, r[4]),
+            *r[5:12],
+        )
+        out.append((_pub(repo.Row(*core)), str(r[12])))
     return out
 
 
@@ -611,15 +656,16 @@ class PublicInfo:
             if hit is None:
                 return None
             records = _records_of(conn, [sid.value])[sid.value]
-        state = self._public_state(rules, sid.value, sid.kind, hit.region, records)
-        if state is None:
-            return None
+            state = self._public_state(rules, sid.value, sid.kind, hit.region, records)
+            if state is None:
+                return None
+            texts = _with_texts(conn, [rec for rec, _cat in state["shown"]])
         catalog: Catalog | None = state["catalog"]
         out = self.subject_view(sid.value, sid.kind, hit.name, hit.region)
         out["as_of"] = rules.today.isoformat()
         out["catalog"] = None if catalog is None else catalog.ref
         out["lists"] = [self.list_view(catalog, m) for m in state["lists"]] if catalog else []
-        shown = [self.record_view(rec, cat) for rec, cat in state["shown"]]
+        shown = [self.record_view(texts[(rec.source, rec.record_id)], cat) for rec, cat in state["shown"]]
         out["good"] = [v for v in shown if v["points"] > 0]
         out["warnings"] = [v for v in shown if v["points"] < 0]
         if sid.kind == "organization":
@@ -788,9 +834,11 @@ class PublicInfo:
         if date_from and date_to and date_from > date_to:
             raise InvalidInput("from", "must not be after 'to'")
         r = t.records
-        cond = rules.condition(warnings_only=True, category=code)
+        with self.engine.connect() as conn:
+            numbers = self._category_numbers(conn, rules)
+        cond = rules.condition(numbers, warnings_only=True, category=code)
         if region is not None:
-            cond = and_(cond, func.coalesce(r.c.region, r.c.subject_region).startswith(region))
+            cond = and_(cond, t.record_region(r).startswith(region))
         if date_from is not None:
             cond = and_(cond, r.c.occurred_on >= date_from)
         if date_to is not None:
@@ -805,13 +853,18 @@ class PublicInfo:
                     if len(self._counts) > 256:
                         self._counts.clear()
                     self._counts[key] = total
-            rows = conn.execute(
-                select(*_COLUMNS, r.c.subject_name)
-                .where(cond)
-                .order_by(r.c.occurred_on.desc(), r.c.first_seq.desc())
-                .limit(per_page)
-                .offset((page - 1) * per_page)
-            ).all()
+            found = _core_rows(
+                conn,
+                conn.execute(
+                    select(*_CORE, t.subjects.c.name)
+                    .join(t.subjects, t.subjects.c.subject_id == r.c.subject_id)
+                    .where(cond)
+                    .order_by(r.c.occurred_on.desc(), r.c.first_seq.desc())
+                    .limit(per_page)
+                    .offset((page - 1) * per_page)
+                ),
+            )
+            texts = _with_texts(conn, [rec for rec, _name in found])
         return {
             "as_of": rules.today.isoformat(),
             "page": page,
@@ -824,7 +877,9 @@ class PublicInfo:
                 "from": None if date_from is None else date_from.isoformat(),
                 "to": None if date_to is None else date_to.isoformat(),
             },
-            "items": [self._violation(rules, _pub(row), row.subject_name, None) for row in rows],
+            "items": [
+                self._violation(rules, texts[(rec.source, rec.record_id)], name, None) for rec, name in found
+            ],
         }
 
     def categories(self, today: date | None = None) -> list[dict[str, Any]]:
@@ -836,17 +891,48 @@ class PublicInfo:
         """The newest published violations by arrival (ledger order), those after ``after`` only."""
         rules = self.rules(today)
         r = t.records
+        picked: list[tuple[PubRecord, str, str]] = []
         with self.engine.connect() as conn:
-            head = conn.execute(select(t.ledger_head.c.seq).where(t.ledger_head.c.id == 1)).scalar()
-            rows = conn.execute(
-                select(*_COLUMNS, r.c.subject_name, t.ledger.c.recorded_at)
-                .join(t.ledger, t.ledger.c.seq == r.c.first_seq)
-                .where(rules.condition(warnings_only=True), r.c.first_seq > after)
-                .order_by(r.c.first_seq.desc())
-                .limit(limit)
-            ).all()
-        items = [self._violation(rules, _pub(row), row.subject_name, row.recorded_at) for row in rows]
-        return {"seq": int(head or 0), "as_of": rules.today.isoformat(), "items": items}
+            head = int(conn.execute(select(t.ledger_head.c.seq).where(t.ledger_head.c.id == 1)).scalar() or 0)
+            cond = rules.condition(self._category_numbers(conn, rules), warnings_only=True)
+            # the newest submissions are at the ledger's end: read it backwards a few blocks at a
+            # time and keep the records the publication rule shows (one indexed look-up per block)
+            cache = ledger.BlockCache(size=4)
+            upper = head
+            while upper > after and len(picked) < limit:
+                lower = max(after, upper - ledger.BLOCK_ENTRIES)
+                submits: dict[tuple[str, str], tuple[int, str]] = {}
+                for seq in range(upper, lower, -1):
+                    e = cache.entry(conn, seq)
+                    if e is None or e.kind != "submit":
+                        continue
+                    body = json.loads(e.body)
+                    submits[(str(body["source"]), str(body["record_id"]))] = (seq, e.recorded_at)
+                upper = lower
+                if not submits:
+                    continue
+                sources = codes_of(conn).ids(conn, "source", {src for src, _rid in submits})
+                keys = [(sources[src], rid) for src, rid in submits if src in sources]
+                found = _core_rows(
+                    conn,
+                    conn.execute(
+                        select(*_CORE, t.subjects.c.name)
+                        .join(t.subjects, t.subjects.c.subject_id == r.c.subject_id)
+                        .where(cond, tuple_(r.c.source, r.c.record_id).in_(keys))
+                        .order_by(r.c.first_seq.desc())
+                    ),
+                )
+                found = found[: limit - len(picked)]
+                texts = _with_texts(conn, [rec for rec, _name in found])
+                for rec, name in found:
+                    key = (rec.source, rec.record_id)
+                    picked.append((texts[key], name, submits[key][1]))
+        items = [self._violation(rules, rec, name, recorded_at) for rec, name, recorded_at in picked]
+        return {"seq": head, "as_of": rules.today.isoformat(), "items": items}
+
+    def _category_numbers(self, conn: Connection, rules: Rules) -> dict[str, int]:
+        """The dictionary codes of the categories of the catalogs in use."""
+        return codes_of(conn).ids(conn, "category", {c for cat in rules.catalogs for c in cat.categories})
 
     # -------------------------------------------------------------- statistics
 
@@ -900,26 +986,27 @@ class PublicInfo:
         r = t.records
         months = _month_starts(rules.today, 12)
         month_keys = [f"{m.year:04d}-{m.month:02d}" for m in months]
-        year, month = func.extract("year", r.c.occurred_on), func.extract("month", r.c.occurred_on)
         with self.engine.connect() as conn:
+            numbers = self._category_numbers(conn, rules)
             kinds: dict[str, int] = {
                 str(k): int(n)
                 for k, n in conn.execute(select(t.subjects.c.kind, func.count()).group_by(t.subjects.c.kind))
             }
             total = int(conn.execute(select(func.count()).select_from(r)).scalar_one())
             shown = int(
-                conn.execute(select(func.count()).select_from(r).where(rules.condition())).scalar_one()
+                conn.execute(select(func.count()).select_from(r).where(rules.condition(numbers))).scalar_one()
             )
-            monthly = conn.execute(
-                select(r.c.source, year, month, func.count())
+            daily = conn.execute(
+                select(r.c.source, r.c.occurred_on, func.count())
                 .where(not_(r.c.retracted), r.c.occurred_on >= months[0], r.c.occurred_on <= rules.today)
-                .group_by(r.c.source, year, month)
+                .group_by(r.c.source, r.c.occurred_on)
             ).all()
+            names = codes_of(conn).values(conn)
             receipts = self._receipts(conn)
         counts: dict[str, dict[str, int]] = {}
-        for source, y, m, n in monthly:
-            row = counts.setdefault(str(source), dict.fromkeys(month_keys, 0))
-            key = f"{int(y):04d}-{int(m):02d}"
+        for source, day, n in daily:
+            row = counts.setdefault(names.get(int(source), str(source)), dict.fromkeys(month_keys, 0))
+            key = f"{day.year:04d}-{day.month:02d}"
             if key in row:
                 row[key] += int(n)
         grade_order: list[str] = []
@@ -966,34 +1053,12 @@ class PublicInfo:
 
     def _grades_python(self, rules: Rules) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]:
         """(kind, grade) and (list, kind) counts, scoring subject by subject (small populations)."""
-        r = t.records
         by_subject: dict[str, tuple[str, str, list[ScoringRecord]]] = {}
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(
-                    r.c.subject_id,
-                    r.c.kind,
-                    r.c.subject_region,
-                    r.c.record_id,
-                    r.c.source,
-                    r.c.category,
-                    r.c.occurred_on,
-                    r.c.retracted,
-                    r.c.repaired_on,
-                )
-            )
-            for row in rows:
-                entry = by_subject.setdefault(row.subject_id, (row.kind, row.subject_region, []))
-                entry[2].append(
-                    ScoringRecord(
-                        row.record_id,
-                        row.source,
-                        row.category,
-                        _day(row.occurred_on),
-                        bool(row.retracted),
-                        _day(row.repaired_on) if row.repaired_on is not None else None,
-                    )
-                )
+            ids = [str(x) for x in conn.execute(select(t.records.c.subject_id).distinct()).scalars()]
+            for sid, rows in repo.subject_rows(conn, ids).items():
+                if rows:
+                    by_subject[sid] = (rows[0].kind, rows[0].subject_region, [x.scoring() for x in rows])
         grades: dict[tuple[str, str], int] = {}
         lists: dict[tuple[str, str], int] = {}
         for sid, (kind, region, recs) in by_subject.items():
@@ -1037,15 +1102,10 @@ class PublicInfo:
             self._has_receipts = inspect(conn).has_table("receipts")
         if not self._has_receipts:
             return None
-        from socred.store import schema_api as ta
+        from socred.service.receipts import counts_by_activity
 
-        rows = conn.execute(
-            select(ta.receipts.c.activity, ta.receipts.c.decision, func.count())
-            .group_by(ta.receipts.c.activity, ta.receipts.c.decision)
-            .order_by(ta.receipts.c.activity)
-        ).all()
         out: dict[str, dict[str, Any]] = {}
-        for activity, decision, n in rows:
+        for activity, decision, n in sorted(counts_by_activity(conn)):
             entry = out.setdefault(str(activity), {"activity": str(activity), "allowed": 0, "restricted": 0})
             entry[str(decision)] = entry.get(str(decision), 0) + int(n)
         return list(out.values())

@@ -23,6 +23,8 @@ import pyarrow.compute as _pc
 import pyarrow.parquet as pq
 from sqlalchemy import Engine
 
+from socred.store.codes import codes_of
+
 pc: Any = _pc  # pyarrow's stubs do not declare the generated compute functions
 
 RECORD_SCHEMA = pa.schema(
@@ -38,12 +40,24 @@ RECORD_SCHEMA = pa.schema(
         ("repaired_on", pa.date32()),
     ]
 )
-_SELECT = (
-    "SELECT record_id, source, subject_id, kind, subject_region, category, occurred_on, retracted, "
-    "repaired_on FROM records"
-)
 #: Rows per Arrow batch streamed out of the database.
 STREAM_ROWS = 262_144
+
+#: The columns as the database holds them (codes, day numbers), in the order both readers give them.
+_RAW_SCHEMA = pa.schema(
+    [
+        ("source", pa.int32()),
+        ("record_id", pa.string()),
+        ("subject_id", pa.string()),
+        ("kind", pa.int32()),
+        ("category", pa.int32()),
+        ("occurred_on", pa.int32()),
+        ("retracted", pa.bool_()),
+        ("repaired_on", pa.int32()),
+    ]
+)
+_RAW_SELECT = "SELECT " + ", ".join(_RAW_SCHEMA.names) + " FROM records"
+_KIND_NAMES = pa.array(["person", "organization"], pa.string())
 
 
 # ------------------------------------------------------------------ streaming the projection
@@ -52,28 +66,55 @@ STREAM_ROWS = 262_144
 def stream_records(engine: Engine, rows: int = STREAM_ROWS) -> Iterator[pa.RecordBatch]:
     """The records projection as Arrow batches of :data:`RECORD_SCHEMA`, in bounded memory."""
     with engine.connect() as conn:
+        names = _names(codes_of(conn).values(conn))
         raw = conn.connection.driver_connection
         if conn.dialect.name == "postgresql":
-            yield from _stream_postgresql(raw, rows)
+            stream = _stream_postgresql(raw, rows)
         else:
-            yield from _stream_sqlite(raw, rows)
+            stream = _stream_sqlite(raw, rows)
+        for batch in stream:
+            yield _finish(batch, names)
+
+
+def _names(values: dict[int, str]) -> pa.Array:
+    """The dictionary as an array indexed by code (null where no code was given)."""
+    top = max(values, default=0)
+    return pa.array([values.get(i) for i in range(top + 1)], pa.string())
+
+
+def _finish(raw: pa.RecordBatch, names: pa.Array) -> pa.RecordBatch:
+    """Codes and day numbers as :data:`RECORD_SCHEMA` has them: texts, the region, dates."""
+    sid = raw.column("subject_id")
+    org = pc.equal(raw.column("kind"), 1)
+    region = pc.if_else(org, pc.utf8_slice_codeunits(sid, 2, 8), pc.utf8_slice_codeunits(sid, 0, 6))
+    return pa.RecordBatch.from_arrays(
+        [
+            raw.column("record_id"),
+            names.take(raw.column("source")),
+            sid,
+            _KIND_NAMES.take(raw.column("kind")),
+            region,
+            names.take(raw.column("category")),
+            raw.column("occurred_on").cast(pa.date32()),
+            raw.column("retracted"),
+            raw.column("repaired_on").cast(pa.date32()),
+        ],
+        schema=RECORD_SCHEMA,
+    )
 
 
 # One text per row, the fields joined by the unit separator (U+001F): SQLite builds it in C and Arrow
-# splits a whole chunk at once, instead of nine Python objects per row. None of these columns can
-# hold U+001F (identifiers, codes and ISO dates, all validated on the way in); a chunk that does
-# anyway is read again row by row (by rowid).
+# splits a whole chunk at once, instead of eight Python objects per row. No column can hold U+001F
+# (codes, day numbers, and identifiers validated on the way in).
 _SEP = "\x1f"
 _SQLITE_JOINED = (
     "SELECT "
     + " || char(31) || ".join(
         [
-            "rowid",
-            "record_id",
             "source",
+            "record_id",
             "subject_id",
             "kind",
-            "subject_region",
             "category",
             "occurred_on",
             "retracted",
@@ -138,41 +179,26 @@ def _stream_sqlite(raw: Any, rows: int) -> Iterator[pa.RecordBatch]:
         for joined in chunks:
             k = len(joined)
             fields = pc.split_pattern(joined, _SEP).flatten()
-            if len(fields) != 10 * k:
-                yield _sqlite_slow(raw, [int(t.split(_SEP, 1)[0]) for t in joined.to_pylist()])
-                continue
-            col = [fields.take(pa.array(np.arange(i, 10 * k, 10))) for i in range(1, 10)]
-            repaired = pc.if_else(pc.equal(col[8], ""), pa.scalar(None, pa.string()), col[8])
+            if len(fields) != 8 * k:
+                raise ValueError("a records row holds the unit separator (U+001F): the projection is damaged")
+            col = [fields.take(pa.array(np.arange(i, 8 * k, 8))) for i in range(8)]
+            repaired = pc.if_else(pc.equal(col[7], ""), pa.scalar(None, pa.string()), col[7])
             yield pa.RecordBatch.from_arrays(
                 [
-                    *col[:6],
-                    col[6].cast(pa.date32()),  # ISO text, as SQLAlchemy stores dates on SQLite
-                    pc.not_equal(col[7], "0"),
-                    repaired.cast(pa.date32()),
+                    col[0].cast(pa.int32()),
+                    col[1],
+                    col[2],
+                    col[3].cast(pa.int32()),
+                    col[4].cast(pa.int32()),
+                    col[5].cast(pa.int32()),
+                    pc.not_equal(col[6], "0"),
+                    repaired.cast(pa.int32()),
                 ],
-                schema=RECORD_SCHEMA,
+                schema=_RAW_SCHEMA,
             )
     finally:
         chunks.close()  # stops and joins the reading thread before the cursor goes
         cur.close()
-
-
-def _sqlite_slow(raw: Any, rowids: list[int]) -> pa.RecordBatch:
-    """A chunk whose fields could not be split safely: the same rows again, field by field."""
-    rows: list[Any] = []
-    for i in range(0, len(rowids), 4000):
-        chunk = rowids[i : i + 4000]
-        rows.extend(raw.execute(f"{_SELECT} WHERE rowid IN ({','.join('?' * len(chunk))})", chunk).fetchall())
-    cols = list(zip(*rows, strict=True))
-    return pa.RecordBatch.from_arrays(
-        [
-            *(pa.array(cols[i], pa.string()) for i in range(6)),
-            pa.array(cols[6], pa.string()).cast(pa.date32()),
-            pa.array(cols[7], pa.int64()).cast(pa.bool_()),
-            pa.array(cols[8], pa.string()).cast(pa.date32()),
-        ],
-        schema=RECORD_SCHEMA,
-    )
 
 
 class _CopyStream(io.RawIOBase):
@@ -200,14 +226,13 @@ class _CopyStream(io.RawIOBase):
 def _stream_postgresql(raw: Any, rows: int) -> Iterator[pa.RecordBatch]:
     import pyarrow.csv as pcsv
 
-    names = RECORD_SCHEMA.names
-    with raw.cursor() as cur, cur.copy(f"COPY ({_SELECT}) TO STDOUT (FORMAT csv)") as copy:
+    with raw.cursor() as cur, cur.copy(f"COPY ({_RAW_SELECT}) TO STDOUT (FORMAT csv)") as copy:
         stream = io.BufferedReader(_CopyStream(iter(copy)), buffer_size=1 << 20)
         reader = pcsv.open_csv(
             stream,
-            read_options=pcsv.ReadOptions(column_names=names, block_size=16 << 20),
+            read_options=pcsv.ReadOptions(column_names=_RAW_SCHEMA.names, block_size=16 << 20),
             convert_options=pcsv.ConvertOptions(
-                column_types=RECORD_SCHEMA,
+                column_types=_RAW_SCHEMA,
                 true_values=["t"],
                 false_values=["f"],
                 strings_can_be_null=True,  # NULL is an unquoted empty field; "" stays an empty string
@@ -220,10 +245,10 @@ def _stream_postgresql(raw: Any, rows: int) -> Iterator[pa.RecordBatch]:
             pending.append(batch)
             size += batch.num_rows
             if size >= rows:
-                yield from pa.Table.from_batches(pending, RECORD_SCHEMA).to_batches()
+                yield from pa.Table.from_batches(pending, _RAW_SCHEMA).to_batches()
                 pending, size = [], 0
         if pending:
-            yield from pa.Table.from_batches(pending, RECORD_SCHEMA).to_batches()
+            yield from pa.Table.from_batches(pending, _RAW_SCHEMA).to_batches()
 
 
 def write_records_parquet(engine: Engine, path: Path, chunk: int = STREAM_ROWS) -> int:

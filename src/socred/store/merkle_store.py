@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from socred.ledger import merkle
+from socred.store import ledger
 from socred.store import schema as t
 
 CHUNK_LEVEL = 8
@@ -41,14 +42,10 @@ merkle_nodes = Table(
 
 def _leaves(conn: Connection, start: int, size: int) -> list[bytes]:
     """Leaf data (entry hashes) of leaves ``start .. start+size-1`` (entries start+1 .. start+size)."""
-    rows = conn.execute(
-        select(t.ledger.c.hash)
-        .where(t.ledger.c.seq > start, t.ledger.c.seq <= start + size)
-        .order_by(t.ledger.c.seq)
-    ).all()
-    if len(rows) != size:
+    got = ledger.hashes(conn, start, size)
+    if len(got) != size:
         raise ValueError(f"the ledger has no entries {start + 1}..{start + size}")
-    return [bytes.fromhex(r[0]) for r in rows]
+    return got
 
 
 class Tree:
@@ -99,7 +96,7 @@ def catch_up(engine: Engine, upto: int | None = None, batch_chunks: int = 64) ->
     written = 0
     while True:
         with engine.connect() as conn:
-            size = conn.execute(select(func.max(t.ledger.c.seq))).scalar() or 0
+            size = conn.execute(select(func.max(t.ledger_blocks.c.last_seq))).scalar() or 0
             if upto is not None:
                 size = min(size, upto)
             done = conn.execute(

@@ -1,94 +1,63 @@
-"""Reads and writes of the ledger and its projections (SQLite and PostgreSQL alike).
+"""Reads and writes of the projections (records, subjects), providers and catalogs.
 
-Everything that changes state goes through :func:`append`, inside the caller's
-transaction, together with the projection rows it implies: an accepted
+Everything that changes state appends to the ledger (:mod:`socred.store.ledger`, re-exported here)
+inside the caller's transaction, together with the projection rows it implies: an accepted
 operation is in the ledger and in the projections in full, or not at all.
+
+The records projection (schema.py) keeps what scoring needs; a record's full state — names,
+summaries, attributes, reasons, the text of its submission — is replayed from its ledger entries
+(``first_seq`` and ``record_ops``) when a page or a validation needs it.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, insert, select, text, update
 
-from socred.domain.records import RecordState
-from socred.ledger.chain import ChainVerifier, Entry, VerifyResult, chain, utc_timestamp
+from socred.domain.records import RecordState, apply_body
+from socred.domain.scoring import ScoringRecord
+from socred.ledger.chain import utc_timestamp
 from socred.store import schema as t
+from socred.store.codes import codes_of
+from socred.store.ledger import (
+    BlockCache,
+    append,
+    head,
+    iter_entries,
+    lock_head,
+    set_head,
+    verify,
+)
 
-# ------------------------------------------------------------------ ledger
-
-
-def lock_head(conn: Connection) -> tuple[int, str]:
-    """Take the ledger's append lock for this transaction and return (seq, hash) of its head."""
-    if conn.dialect.name == "postgresql":
-        row = conn.execute(
-            select(t.ledger_head.c.seq, t.ledger_head.c.hash).where(t.ledger_head.c.id == 1).with_for_update()
-        ).one()
-    else:  # SQLite: the transaction already holds the write lock (BEGIN IMMEDIATE)
-        row = conn.execute(
-            select(t.ledger_head.c.seq, t.ledger_head.c.hash).where(t.ledger_head.c.id == 1)
-        ).one()
-    return int(row[0]), str(row[1])
-
-
-def append(
-    conn: Connection, items: Sequence[tuple[str, str, str]], recorded_at: str | None = None
-) -> list[Entry]:
-    """Append ``(actor, kind, body_json)`` items to the ledger; returns the sealed entries."""
-    if not items:
-        return []
-    seq, head = lock_head(conn)
-    ts = recorded_at or utc_timestamp()
-    entries = list(chain(seq + 1, head, ((ts, a, k, b) for a, k, b in items)))
-    insert_rows(
-        conn,
-        "ledger",
-        LEDGER_COLUMNS,
-        [(e.seq, e.recorded_at, e.actor, e.kind, e.body, e.prev_hash, e.hash) for e in entries],
-    )
-    last = entries[-1]
-    set_head(conn, last.seq, last.hash)
-    return entries
-
-
-def set_head(conn: Connection, seq: int, hash_hex: str) -> None:
-    """Move the recorded head of the ledger (inside the transaction that holds the append lock)."""
-    conn.execute(update(t.ledger_head).where(t.ledger_head.c.id == 1).values(seq=seq, hash=hash_hex))
-
+__all__ = [
+    "BlockCache",
+    "Provider",
+    "Row",
+    "append",
+    "head",
+    "iter_entries",
+    "load_states",
+    "lock_head",
+    "project",
+    "record_rows",
+    "replay",
+    "save_ops",
+    "scoring_records",
+    "set_head",
+    "subject_records",
+    "verify",
+]
 
 # ------------------------------------------------------------------ raw bulk writes
 #
-# The hot path of ingestion writes through the DBAPI driver of the caller's connection (so inside its
-# transaction): ``executemany`` on SQLite, ``COPY ... FROM STDIN`` on PostgreSQL. Values are stored
-# exactly as the SQLAlchemy types would store them (SQLite: dates as ISO text, booleans as 0/1).
+# The hot paths write through the DBAPI driver of the caller's connection (so inside its
+# transaction): ``executemany`` on SQLite, ``COPY ... FROM STDIN`` on PostgreSQL.
 
-LEDGER_COLUMNS = ("seq", "recorded_at", "actor", "kind", "body", "prev_hash", "hash")
-RECORD_COLUMNS = (
-    "source",
-    "record_id",
-    "subject_id",
-    "kind",
-    "subject_region",
-    "subject_name",
-    "category",
-    "occurred_on",
-    "case_number",
-    "summary",
-    "region",
-    "attributes",
-    "retracted",
-    "retract_reason",
-    "repaired_on",
-    "repair_reason",
-    "submit_body",
-    "first_seq",
-    "last_seq",
-)
-SUBJECT_COLUMNS = ("subject_id", "kind", "region", "name", "first_seq", "last_seq")
 _COPY_MIN_ROWS = 64  # below this, a plain executemany is cheaper than a COPY on PostgreSQL
 
 
@@ -160,8 +129,10 @@ def upsert_rows(
     keys: Sequence[str],
     update_columns: Sequence[str],
     rows: Any,
+    where: str | None = None,
 ) -> None:
-    """INSERT ... ON CONFLICT (keys) DO UPDATE SET update_columns, for tuples or an Arrow table."""
+    """INSERT ... ON CONFLICT (keys) DO UPDATE SET update_columns [WHERE where], for tuples or an Arrow
+    table. ``where`` may compare ``{table}.col`` with ``excluded.col`` (update only what changed)."""
     import pyarrow as pa
 
     n = rows.num_rows if isinstance(rows, pa.Table) else len(rows)
@@ -172,6 +143,8 @@ def upsert_rows(
     conflict = f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET " + ", ".join(
         f"{c} = excluded.{c}" for c in update_columns
     )
+    if where:
+        conflict += f" WHERE {where}"
     if conn.dialect.name == "postgresql":
         with raw.cursor() as cur:
             if n < _COPY_MIN_ROWS and not isinstance(rows, pa.Table):
@@ -198,146 +171,94 @@ def upsert_rows(
     raw.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks}) {conflict}", data)
 
 
-def head(conn: Connection) -> tuple[int, str]:
-    row = conn.execute(select(t.ledger_head.c.seq, t.ledger_head.c.hash).where(t.ledger_head.c.id == 1)).one()
-    return int(row[0]), str(row[1])
+# ------------------------------------------------------------------ records: reading
 
-
-def iter_entries(conn: Connection, after: int = 0, batch: int = 5000) -> Iterator[Entry]:
-    """Entries in storage order (by seq), streamed in pages."""
-    last = after
-    while True:
-        rows = conn.execute(
-            select(t.ledger).where(t.ledger.c.seq > last).order_by(t.ledger.c.seq).limit(batch)
-        ).all()
-        if not rows:
-            return
-        for r in rows:
-            yield Entry(int(r.seq), r.recorded_at, r.actor, r.kind, r.body, r.prev_hash, r.hash)
-        last = int(rows[-1].seq)
-
-
-def verify(conn: Connection) -> VerifyResult:
-    from socred.ledger import merkle
-    from socred.store import merkle_store
-
-    v = ChainVerifier()
-    chunk: list[bytes] = []
-    chunk_roots: list[bytes] = []  # the Merkle roots of complete 256-entry chunks, for the cache check
-    for e in iter_entries(conn):
-        if not v.feed(e):
-            return v.result()
-        chunk.append(bytes.fromhex(e.hash))
-        if len(chunk) == merkle_store.CHUNK:
-            chunk_roots.append(merkle.root_of(chunk))
-            chunk = []
-    result = v.result()
-    head_seq, head_hash = head(conn)
-    if head_seq > result.entries:
-        return VerifyResult(
-            False,
-            result.entries,
-            result.head,
-            result.entries + 1,
-            f"entries {result.entries + 1}..{head_seq} are missing: the ledger was truncated",
-        )
-    if head_seq == result.entries and head_seq > 0 and head_hash != result.head:
-        return VerifyResult(
-            False,
-            result.entries,
-            result.head,
-            head_seq,
-            f"entry {head_seq} does not match the recorded head hash",
-        )
-    if result.entries and merkle_store.has_cache(conn):
-        bad = merkle_store.first_bad_chunk(conn, chunk_roots)
-        if bad is not None:
-            return VerifyResult(
-                False,
-                result.entries,
-                result.head,
-                bad * merkle_store.CHUNK + 1,
-                f"the cached Merkle tree disagrees with the chain from entry {bad * merkle_store.CHUNK + 1}: "
-                "its nodes were edited (signed checkpoints would carry a wrong Merkle root)",
-            )
-    return result
-
-
-# ------------------------------------------------------------------ records
-
-
-def _state_from_row(r: Any) -> RecordState:
-    return RecordState(
-        source=r.source,
-        record_id=r.record_id,
-        subject_id=r.subject_id,
-        kind=r.kind,
-        subject_region=r.subject_region,
-        subject_name=r.subject_name,
-        category=r.category,
-        occurred_on=_as_date(r.occurred_on),
-        case_number=r.case_number,
-        summary=r.summary,
-        region=r.region,
-        attributes=json.loads(r.attributes) if r.attributes else None,
-        retracted=bool(r.retracted),
-        retract_reason=r.retract_reason,
-        repaired_on=_as_date(r.repaired_on) if r.repaired_on else None,
-        repair_reason=r.repair_reason,
-        submit_body=r.submit_body,
-    )
-
-
-def _as_date(v: Any) -> date:
-    return v if isinstance(v, date) else date.fromisoformat(str(v))
-
-
-_STATE_SELECT = (
-    "source, record_id, subject_id, kind, subject_region, subject_name, category, occurred_on, "
-    "case_number, summary, region, attributes, retracted, retract_reason, repaired_on, repair_reason, submit_body"
+#: Columns of a ``records`` row in the order :class:`Row` reads them, and as ingestion writes them.
+RECORD_COLUMNS = (
+    "source",
+    "record_id",
+    "subject_id",
+    "kind",
+    "category",
+    "occurred_on",
+    "retracted",
+    "repaired_on",
+    "first_seq",
+    "last_seq",
+    "case_number",
+    "region",
 )
+_SELECT = ", ".join(RECORD_COLUMNS)
 _SQLITE_IN_CHUNK = 4000  # bound parameters per query (SQLite allows 32766 since 3.32)
 
 
-def _state_from_raw(r: Sequence[Any]) -> RecordState:
-    occurred, repaired = r[7], r[14]
-    return RecordState(
-        source=r[0],
-        record_id=r[1],
-        subject_id=r[2],
-        kind=r[3],
-        subject_region=r[4],
-        subject_name=r[5],
-        category=r[6],
-        occurred_on=occurred if isinstance(occurred, date) else date.fromisoformat(occurred),
-        case_number=r[8],
-        summary=r[9],
-        region=r[10],
-        attributes=json.loads(r[11]) if r[11] else None,
-        retracted=bool(r[12]),
-        retract_reason=r[13],
-        repaired_on=None
-        if repaired is None
-        else repaired
-        if isinstance(repaired, date)
-        else date.fromisoformat(repaired),
-        repair_reason=r[15],
-        submit_body=r[16],
-    )
+@dataclass(frozen=True, slots=True)
+class Row:
+    """A ``records`` row, decoded: what scoring needs, and where the record's ledger entries are."""
+
+    source: str
+    record_id: str
+    subject_id: str
+    kind: str
+    category: str
+    occurred_on: date
+    retracted: bool
+    repaired_on: date | None
+    first_seq: int
+    last_seq: int
+    case_number: str | None
+    region: str | None
+
+    @property
+    def subject_region(self) -> str:
+        return self.subject_id[2:8] if self.kind == "organization" else self.subject_id[:6]
+
+    def scoring(self) -> ScoringRecord:
+        return ScoringRecord(
+            self.record_id, self.source, self.category, self.occurred_on, self.retracted, self.repaired_on
+        )
 
 
-def load_states(conn: Connection, source: str, record_ids: Iterable[str]) -> dict[str, RecordState]:
-    """The current state of those of ``source``'s records that exist, by record_id (one or few queries)."""
+def _decoder(conn: Connection) -> Any:
+    values = codes_of(conn).values(conn)
+    fromday = t.from_day_number
+
+    def decode(r: Sequence[Any]) -> Row:
+        src, cat = values.get(r[0]), values.get(r[4])
+        if src is None or cat is None:  # a code given after the cache was read
+            fresh = codes_of(conn)
+            src, cat = fresh.value(conn, r[0]), fresh.value(conn, r[4])
+        return Row(
+            src,
+            r[1],
+            r[2],
+            t.KINDS[r[3]],
+            cat,
+            fromday(r[5]),
+            bool(r[6]),
+            None if r[7] is None else fromday(r[7]),
+            int(r[8]),
+            int(r[9]),
+            r[10],
+            r[11],
+        )
+
+    return decode
+
+
+def record_rows(conn: Connection, source: str, record_ids: Iterable[str]) -> dict[str, Row]:
+    """The rows of those of ``source``'s records that exist, by record_id (one or few queries)."""
     ids = list(set(record_ids))
-    out: dict[str, RecordState] = {}
-    if not ids:
+    out: dict[str, Row] = {}
+    code = codes_of(conn).get(conn, "source", source) if ids else None
+    if code is None:
         return out
     raw = driver(conn)
+    decode = _decoder(conn)
     if conn.dialect.name == "postgresql":
         with raw.cursor() as cur:
             cur.execute(
-                f"SELECT {_STATE_SELECT} FROM records WHERE source = %s AND record_id = ANY(%s)",
-                (source, ids),
+                f"SELECT {_SELECT} FROM records WHERE source = %s AND record_id = ANY(%s)", (code, ids)
             )
             rows = cur.fetchall()
     else:
@@ -349,7 +270,7 @@ def load_states(conn: Connection, source: str, record_ids: Iterable[str]) -> dic
             cap = 2 * len(ids)
             found = raw.execute(
                 "SELECT record_id FROM records WHERE source = ? AND record_id >= ? AND record_id <= ? LIMIT ?",
-                (source, ids[0], ids[-1], cap + 1),
+                (code, ids[0], ids[-1], cap + 1),
             ).fetchall()
             if len(found) <= cap:
                 wanted = set(ids)
@@ -360,91 +281,236 @@ def load_states(conn: Connection, source: str, record_ids: Iterable[str]) -> dic
             marks = ",".join("?" * len(chunk))
             rows.extend(
                 raw.execute(
-                    f"SELECT {_STATE_SELECT} FROM records WHERE source = ? AND record_id IN ({marks})",
-                    [source, *chunk],
+                    f"SELECT {_SELECT} FROM records WHERE source = ? AND record_id IN ({marks})",
+                    [code, *chunk],
                 ).fetchall()
             )
     for r in rows:
-        out[r[1]] = _state_from_raw(r)
+        out[r[1]] = decode(r)
     return out
 
 
-def _db_date(d: date | None, sqlite: bool) -> Any:
-    if d is None:
-        return None
-    return d.isoformat() if sqlite else d
+def op_seqs(conn: Connection, rows: Sequence[Row]) -> dict[tuple[str, str], list[int]]:
+    """The seqs of the later operations of those rows that had any (last_seq above first_seq)."""
+    changed = [r for r in rows if r.last_seq != r.first_seq]
+    out: dict[tuple[str, str], list[int]] = {}
+    if not changed:
+        return out
+    codes = codes_of(conn)
+    by_source: dict[str, list[str]] = {}
+    for r in changed:
+        by_source.setdefault(r.source, []).append(r.record_id)
+    for source, rids in by_source.items():
+        code = codes.get(conn, "source", source)
+        for i in range(0, len(rids), 500):
+            q = select(t.record_ops.c.record_id, t.record_ops.c.seq).where(
+                t.record_ops.c.source == code, t.record_ops.c.record_id.in_(rids[i : i + 500])
+            )
+            for rid, seq in conn.execute(q):
+                out.setdefault((source, rid), []).append(int(seq))
+    for seqs in out.values():
+        seqs.sort()
+    return out
 
 
-def state_row(s: RecordState, first_seq: int, last_seq: int, *, sqlite: bool) -> tuple[Any, ...]:
-    """A records row (:data:`RECORD_COLUMNS` order) for a record's state, as the store keeps it."""
+def replay(
+    conn: Connection, rows: Sequence[Row], cache: BlockCache | None = None
+) -> dict[tuple[str, str], RecordState]:
+    """The full states of those records, replayed from their ledger entries (submission, then the later
+    operations in ledger order) with the one definition of :func:`socred.domain.records.apply_body`."""
+    cache = cache or BlockCache()
+    later = op_seqs(conn, rows)
+    out: dict[tuple[str, str], RecordState] = {}
+    for r in sorted(rows, key=lambda r: r.first_seq):
+        e = cache.entry(conn, r.first_seq)
+        if e is None:
+            raise LookupError(
+                f"record {r.record_id!r} of {r.source!r}: ledger entry {r.first_seq} is missing"
+            )
+        state = apply_body(None, json.loads(e.body), submit_body=e.body)
+        for seq in later.get((r.source, r.record_id), ()):
+            op = cache.entry(conn, seq)
+            if op is not None:
+                state = apply_body(state, json.loads(op.body))
+        out[(r.source, r.record_id)] = state
+    return out
+
+
+def load_states(
+    conn: Connection, source: str, record_ids: Iterable[str], cache: BlockCache | None = None
+) -> dict[str, RecordState]:
+    """The full current state of those of ``source``'s records that exist, by record_id."""
+    rows = record_rows(conn, source, record_ids)
+    return {rid: st for (_s, rid), st in replay(conn, list(rows.values()), cache).items()}
+
+
+def subject_rows(
+    conn: Connection, subject_ids: Iterable[str], categories: Iterable[str] | None = None
+) -> dict[str, list[Row]]:
+    """Each subject's records rows (only those of ``categories`` when given): one indexed read."""
+    ids = sorted(set(subject_ids))
+    out: dict[str, list[Row]] = {i: [] for i in ids}
+    if not ids:
+        return out
+    decode = _decoder(conn)
+    raw = driver(conn)
+    cat_codes: list[int] | None = None
+    if categories is not None:
+        cat_codes = sorted(codes_of(conn).ids(conn, "category", categories).values())
+        if not cat_codes:
+            return out
+    pg = conn.dialect.name == "postgresql"
+    step = 500 if not pg else 10_000
+    for i in range(0, len(ids), step):
+        chunk = ids[i : i + step]
+        if pg:
+            where = "subject_id = ANY(%s)"
+            params: list[Any] = [chunk]
+        else:
+            where = f"subject_id IN ({','.join('?' * len(chunk))})"
+            params = list(chunk)
+        if cat_codes is not None:
+            if pg:
+                where += " AND category = ANY(%s)"
+                params.append(cat_codes)
+            else:
+                where += f" AND category IN ({','.join('?' * len(cat_codes))})"
+                params.extend(cat_codes)
+        cur = raw.cursor()
+        try:
+            cur.execute(f"SELECT {_SELECT} FROM records WHERE {where}", params)
+            for r in cur.fetchall():
+                out[r[2]].append(decode(r))
+        finally:
+            cur.close()
+    return out
+
+
+def scoring_records(conn: Connection, subject_ids: Iterable[str]) -> dict[str, list[ScoringRecord]]:
+    """Each subject's records as the scorer sees them (no ledger read)."""
+    return {sid: [r.scoring() for r in rows] for sid, rows in subject_rows(conn, subject_ids).items()}
+
+
+def subject_records(conn: Connection, subject_id: str, cache: BlockCache | None = None) -> list[RecordState]:
+    """A subject's records in full (texts and reasons from the ledger), in ledger order."""
+    rows = subject_rows(conn, [subject_id])[subject_id]
+    states = replay(conn, rows, cache)
+    return [states[(r.source, r.record_id)] for r in sorted(rows, key=lambda r: r.first_seq)]
+
+
+def subjects_touched(
+    conn: Connection, after: int, source: str | None = None, limit: int | None = None
+) -> tuple[list[str], int]:
+    """The subjects of the record operations after ledger seq ``after`` (of ``source``'s records only),
+    in the order first touched, and the seq read up to (short of the head when ``limit`` cut it)."""
+    found: dict[str, None] = {}
+    pending: dict[str, list[str]] = {}
+    upto = after
+    for e in iter_entries(conn, after):
+        if limit is not None and len(found) + sum(len(v) for v in pending.values()) >= limit:
+            break
+        upto = e.seq
+        if e.kind not in ("submit", "correct", "retract", "repair"):
+            continue
+        body = json.loads(e.body)
+        if source is not None and body.get("source") != source:
+            continue
+        if isinstance(body.get("subject_id"), str):
+            found[body["subject_id"]] = None
+        else:
+            pending.setdefault(str(body.get("source")), []).append(str(body.get("record_id")))
+    for src, rids in pending.items():
+        for row in record_rows(conn, src, rids).values():
+            found.setdefault(row.subject_id, None)
+    return list(found), upto
+
+
+def subject_row(conn: Connection, subject_id: str) -> Any:
+    return conn.execute(select(t.subjects).where(t.subjects.c.subject_id == subject_id)).first()
+
+
+# ------------------------------------------------------------------ records: writing
+
+SUBJECT_COLUMNS = ("subject_id", "kind", "region", "name", "first_seq", "last_seq")
+
+
+def record_row(s: RecordState, first_seq: int, last_seq: int, source: int, category: int) -> tuple[Any, ...]:
+    """A ``records`` row (:data:`RECORD_COLUMNS` order, as the driver stores it) of a record's state."""
     return (
-        s.source,
+        source,
         s.record_id,
         s.subject_id,
-        s.kind,
-        s.subject_region,
-        s.subject_name,
-        s.category,
-        _db_date(s.occurred_on, sqlite),
-        s.case_number,
-        s.summary,
-        s.region,
-        json.dumps(s.attributes, ensure_ascii=False, sort_keys=True) if s.attributes else None,
-        (1 if s.retracted else 0) if sqlite else s.retracted,
-        s.retract_reason,
-        _db_date(s.repaired_on, sqlite),
-        s.repair_reason,
-        s.submit_body,
+        t.KINDS.index(s.kind),
+        category,
+        t.day_number(s.occurred_on),
+        s.retracted,
+        None if s.repaired_on is None else t.day_number(s.repaired_on),
         first_seq,
         last_seq,
+        s.case_number,
+        None if s.region in (None, s.subject_region) else s.region,
     )
 
 
-def state_rows(
-    new: Sequence[tuple[RecordState, int]], changed: Sequence[tuple[RecordState, int]], *, sqlite: bool
-) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[str, str, str, str, int]]]:
-    """Records rows to insert (new) and to upsert (changed), and (subject, kind, region, name, seq) touches.
+def project(conn: Connection, ops: Sequence[tuple[str, RecordState, int]]) -> None:
+    """Project accepted operations into ``records``, ``record_ops`` and ``subjects`` (:func:`save_ops`
+    and the subjects they touch), in the caller's transaction."""
+    upsert_subjects(conn, subject_upserts(save_ops(conn, ops)))
 
-    Each item is a record's state and the seq of the ledger entry that produced it. A record listed
-    several times keeps its last state; a new record's ``first_seq`` is its first seq here.
+
+def save_ops(
+    conn: Connection, ops: Sequence[tuple[str, RecordState, int]]
+) -> list[tuple[str, str, str, str, int]]:
+    """Project accepted operations — (op name, the record's state after it, its ledger seq), in ledger
+    order — into ``records`` and ``record_ops``, in the caller's transaction; returns the subjects they
+    touch as (subject_id, kind, region, name, seq) for :func:`subject_upserts`.
+
+    A submission inserts its record; any later operation updates the row and is listed in
+    ``record_ops``. A subject takes the name of the record state with the highest seq.
     """
-    firsts: dict[tuple[str, str], int] = {}
-    finals: dict[tuple[str, str], tuple[RecordState, int]] = {}
-    for s, seq in new:
-        k = (s.source, s.record_id)
-        firsts.setdefault(k, seq)
-        finals[k] = (s, seq)
-    for s, seq in changed:
-        finals[(s.source, s.record_id)] = (s, seq)
-    new_rows = []
-    changed_rows = []
-    touched = []
-    for k, (s, seq) in finals.items():
-        if k in firsts:
-            new_rows.append(state_row(s, firsts[k], seq, sqlite=sqlite))
-            touched.append((s.subject_id, s.kind, s.subject_region, s.subject_name, firsts[k]))
+    if not ops:
+        return []
+    codes = codes_of(conn)
+    sources = codes.ensure(conn, "source", {s.source for _, s, _ in ops})
+    cats = codes.ensure(conn, "category", {s.category for _, s, _ in ops})
+    final: dict[tuple[str, str], tuple[RecordState, int | None, int]] = {}
+    op_rows: list[tuple[int, str, int]] = []
+    touched: list[tuple[str, str, str, str, int]] = []
+    for op, st, seq in ops:
+        k = (st.source, st.record_id)
+        cur = final.get(k)
+        first = seq if op == "submit" else (cur[1] if cur is not None else None)
+        final[k] = (st, first, seq)
+        if op != "submit":
+            op_rows.append((sources[st.source], st.record_id, seq))
+        touched.append((st.subject_id, st.kind, st.subject_region, st.subject_name, seq))
+    new = []
+    changed = []
+    for (source, _rid), (st, first, last) in final.items():
+        if first is not None:
+            new.append(record_row(st, first, last, sources[source], cats[st.category]))
         else:
-            changed_rows.append(state_row(s, seq, seq, sqlite=sqlite))
-        touched.append((s.subject_id, s.kind, s.subject_region, s.subject_name, seq))
-    return new_rows, changed_rows, touched
+            row = record_row(st, 0, last, sources[source], cats[st.category])
+            changed.append((row[4], row[5], row[6], row[7], row[9], row[10], row[0], row[1]))
+    new.sort(key=lambda r: (r[0], r[1]))
+    insert_rows(conn, "records", RECORD_COLUMNS, new)
+    if changed:
+        mark = "%s" if conn.dialect.name == "postgresql" else "?"
+        sql = (
+            f"UPDATE records SET category = {mark}, occurred_on = {mark}, retracted = {mark}, "
+            f"repaired_on = {mark}, last_seq = {mark}, case_number = {mark} "
+            f"WHERE source = {mark} AND record_id = {mark}"
+        )
+        cur = driver(conn).cursor()
+        try:
+            cur.executemany(sql, changed)
+        finally:
+            cur.close()
+    insert_rows(conn, "record_ops", ("source", "record_id", "seq"), sorted(op_rows))
+    return touched
 
 
-def write_records(
-    conn: Connection, new_rows: Sequence[tuple[Any, ...]], changed_rows: Sequence[tuple[Any, ...]]
-) -> None:
-    """Insert new records rows, upsert changed ones (all columns but the key and first_seq)."""
-    insert_rows(conn, "records", RECORD_COLUMNS, sorted(new_rows, key=lambda r: (r[0], r[1])))
-    upsert_rows(
-        conn,
-        "records",
-        RECORD_COLUMNS,
-        ("source", "record_id"),
-        (*RECORD_COLUMNS[2:-2], "last_seq"),
-        sorted(changed_rows, key=lambda r: (r[0], r[1])),
-    )
-
-
-def subject_rows(touched: Iterable[tuple[str, str, str, str, int]]) -> list[tuple[Any, ...]]:
+def subject_upserts(touched: Iterable[tuple[str, str, str, str, int]]) -> list[tuple[Any, ...]]:
     """One subjects row per subject: the name at its highest seq, first_seq and last_seq; sorted."""
     out: dict[str, list[Any]] = {}
     for sid, kind, region, name, seq in touched:
@@ -459,33 +525,18 @@ def subject_rows(touched: Iterable[tuple[str, str, str, str, int]]) -> list[tupl
     return [tuple(r) for _, r in sorted(out.items())]
 
 
-def save_states(
-    conn: Connection, new: Sequence[tuple[RecordState, int]], changed: Sequence[tuple[RecordState, int]]
-) -> None:
-    """Write new records (plain inserts) and changed ones (upserts), and keep the subjects table current.
-
-    Each item is a record's state and the seq of the ledger entry that produced it (see
-    :func:`state_rows`). A subject takes the name of its record with the highest seq,
-    ``first_seq``/``last_seq`` the lowest/highest seq seen.
-    """
-    sqlite = conn.dialect.name != "postgresql"
-    new_rows, changed_rows, touched = state_rows(new, changed, sqlite=sqlite)
-    write_records(conn, new_rows, changed_rows)
-    upsert_subjects(conn, subject_rows(touched))
-
-
 def upsert_subjects(conn: Connection, rows: Any) -> None:
-    """Insert subjects or update their name and last_seq (kind, region and first_seq never change)."""
-    upsert_rows(conn, "subjects", SUBJECT_COLUMNS, ("subject_id",), ("name", "last_seq"), rows)
-
-
-def subject_records(conn: Connection, subject_id: str) -> list[RecordState]:
-    rows = conn.execute(select(t.records).where(t.records.c.subject_id == subject_id)).all()
-    return [_state_from_row(r) for r in rows]
-
-
-def subject_row(conn: Connection, subject_id: str) -> Any:
-    return conn.execute(select(t.subjects).where(t.subjects.c.subject_id == subject_id)).first()
+    """Insert new subjects; of known ones, write only a changed name (with the seq that changed it).
+    Kind, region and first_seq never change."""
+    upsert_rows(
+        conn,
+        "subjects",
+        SUBJECT_COLUMNS,
+        ("subject_id",),
+        ("name", "last_seq"),
+        rows,
+        where="subjects.name <> excluded.name",
+    )
 
 
 # ------------------------------------------------------------------ providers
@@ -561,6 +612,7 @@ def catalog_documents(conn: Connection, *, active_only: bool = True) -> list[Any
 
 def clear_projections(conn: Connection) -> None:
     conn.execute(delete(t.records))
+    conn.execute(delete(t.record_ops))
     conn.execute(delete(t.subjects))
 
 

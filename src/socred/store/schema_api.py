@@ -6,7 +6,7 @@ Core ``Table`` objects mirroring migration ``0002_api``. Timestamps are ISO text
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Date, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Column, Date, Index, Integer, LargeBinary, MetaData, String, Table, Text
 
 metadata = MetaData()
 
@@ -23,25 +23,50 @@ parties = Table(
     Column("revoked_at", String(32)),
 )
 
-# One row per answer given to a relying party: enough to reproduce it from the ledger.
+# One row per request answered for a relying party (a single check, or a batch of up to 10,000): enough
+# to reproduce every answer from the ledger. The answers are stored compactly: ``subjects`` holds the
+# identifiers (18 ASCII bytes each, in the order asked), ``answers`` one little-endian uint16 per subject
+# indexing ``classes``, the distinct answers (canonical JSON list, each without its subject_id). A batch
+# of subjects with nothing on file is a few hundred bytes beside its identifiers.
 receipts = Table(
     "receipts",
     metadata,
-    Column("id", String(40), primary_key=True),
-    Column("batch_id", String(40)),
+    Column("no", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("id", String(40), nullable=False, unique=True),  # rc_... (a check) or rb_... (a batch)
     Column("party", String(64), nullable=False),
-    Column("subject_id", String(18), nullable=False),
     Column("activity", String(64), nullable=False),
     Column("at", Date, nullable=False),
-    Column("decision", String(16), nullable=False),
-    Column("catalog", String(96), nullable=False),
+    Column("issued_at", String(32), nullable=False),
     Column("ledger_size", BigInteger, nullable=False),
     Column("ledger_head", String(64), nullable=False),
-    Column("issued_at", String(32), nullable=False),
-    Column("result", Text, nullable=False),  # canonical JSON of the answer
+    Column("n", Integer, nullable=False),  # answers
+    Column("restricted", Integer, nullable=False),  # of them, restricted
+    Column("subject_id", String(18)),  # a single check's subject (batches: receipt_subjects)
+    Column("subjects", LargeBinary, nullable=False),
+    Column("answers", LargeBinary, nullable=False),
+    Column("classes", Text, nullable=False),
     Index("ix_receipts_subject", "subject_id", "issued_at", "id"),
     Index("ix_receipts_party", "party", "issued_at"),
-    Index("ix_receipts_batch", "batch_id"),
+)
+
+# The subjects of batch receipts, for each subject's access log: filled after the answer by
+# :func:`socred.service.receipts.index_batches` (a background task of ``socred serve``); the batches
+# not yet indexed are searched directly, so the log is complete at every moment.
+receipt_subjects = Table(
+    "receipt_subjects",
+    metadata,
+    Column("subject_id", String(18), primary_key=True),
+    Column("receipt_no", BigInteger, primary_key=True, autoincrement=False),
+    Column("pos", Integer, nullable=False),  # from 1
+    sqlite_with_rowid=False,
+)
+
+# How far receipt_subjects goes (one row, id = 1): every batch receipt up to ``receipt_no`` is indexed.
+receipt_index = Table(
+    "receipt_index",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("receipt_no", BigInteger, nullable=False),
 )
 
 # Every read of a subject's non-public data by anyone but the subject.

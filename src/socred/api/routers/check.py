@@ -16,7 +16,7 @@ from datetime import date
 from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
@@ -215,8 +215,13 @@ async def _ask(services: Services, job: CheckJob) -> CheckOutcome:
     if outcome.status != 200:
         raise _refuse(outcome)
     counter = services.metrics.checks
-    for r in outcome.results:
-        counter.labels(job.activity, r["decision"]).inc()
+    if outcome.answers is not None:
+        restricted = outcome.answers.restricted()
+        allowed = len(outcome.answers.subjects) - restricted
+        if restricted:
+            counter.labels(job.activity, "restricted").inc(restricted)
+        if allowed:
+            counter.labels(job.activity, "allowed").inc(allowed)
     return outcome
 
 
@@ -283,11 +288,9 @@ async def check_batch(
         door.code, body.activity, sids, body.at or clock.today(), batch=True, key_hash=door.key_hash
     )
     out = await _ask(services, job) if sids else CheckOutcome(200)
-    results = [
-        {"subject_id": r["subject_id"], "decision": r["decision"], "until": r["until"]} for r in out.results
-    ]
-    return JSONResponse(
-        {"results": results},
+    return Response(
+        out.batch_json(),
+        media_type="application/json",
         headers={"Socred-Batch": out.receipt or "", "Socred-Ledger-Size": str(out.ledger_size)},
     )
 

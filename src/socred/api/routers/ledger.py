@@ -6,13 +6,11 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import and_, or_, select
 
 from socred.api.deps import ERRORS_AUTH, ErrorBody, get_services, not_found, require_role
 from socred.service import access_log, federation, proofs
 from socred.service.auth import Principal, ledger_checkpoint
 from socred.service.platform import UsageError
-from socred.store import schema as t
 
 router = APIRouter(prefix="/api/v1/ledger", tags=["ledger"])
 
@@ -183,7 +181,7 @@ def entries(
     out = page["entries"]
     if out:
         with s.platform.engine.connect() as conn:
-            subjects = _subjects_of(conn, out)
+            subjects = access_log.subjects_of_entries(conn, out)
         if subjects:
             first, last = out[0]["seq"], out[-1]["seq"]
             access_log.record(
@@ -201,29 +199,6 @@ def entries(
                 ],
             )
     return page
-
-
-def _subjects_of(conn: Any, entries: list[dict[str, Any]]) -> dict[str, list[int]]:
-    """The subjects whose data the entries show: named in a submit, or owning the record operated on."""
-    found: dict[str, list[int]] = {}
-    pending: dict[tuple[str, str], list[int]] = {}
-    for e in entries:
-        body = e["body"]
-        if not isinstance(body, dict) or e["kind"] not in ("submit", "correct", "retract", "repair"):
-            continue
-        if isinstance(body.get("subject_id"), str):
-            found.setdefault(body["subject_id"], []).append(e["seq"])
-        elif isinstance(body.get("source"), str) and isinstance(body.get("record_id"), str):
-            pending.setdefault((body["source"], body["record_id"]), []).append(e["seq"])
-    keys = list(pending)
-    for i in range(0, len(keys), 200):
-        chunk = keys[i : i + 200]
-        cond = or_(*(and_(t.records.c.source == src, t.records.c.record_id == rid) for src, rid in chunk))
-        for src, rid, sid in conn.execute(
-            select(t.records.c.source, t.records.c.record_id, t.records.c.subject_id).where(cond)
-        ):
-            found.setdefault(sid, []).extend(pending[(src, rid)])
-    return found
 
 
 @router.get(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -89,11 +90,8 @@ class Metrics:
             ["node"],
             registry=r,
         )
-        self.index_seq = Gauge(
-            "socred_check_index_ledger_size", "Ledger size the check index is at.", registry=r
-        )
-        self.index_records = Gauge(
-            "socred_check_index_records", "Records held by the check index.", registry=r
+        self.ledger_head = Gauge(
+            "socred_ledger_head_seq", "Entries on the ledger (its head seq) at the last scrape.", registry=r
         )
 
     def on_group(self, subjects: int, seconds: float) -> None:
@@ -141,7 +139,9 @@ def readyz(request: Request) -> Response:
     try:
         tables = set(inspect(s.platform.engine).get_table_names())
         checks["database"] = "ok"
-        missing = sorted({"ledger", "records", "parties", "receipts", "access_log", "keystore"} - tables)
+        missing = sorted(
+            {"ledger_blocks", "records", "parties", "receipts", "access_log", "keystore"} - tables
+        )
         if missing:
             ok = False
             checks["schema"] = f"missing tables {', '.join(missing)}: run 'socred init'"
@@ -150,17 +150,13 @@ def readyz(request: Request) -> Response:
     except SQLAlchemyError as e:
         ok = False
         checks["database"] = f"unreachable ({e.__class__.__name__})"
-    idx = s.checks.index
-    if ok and not idx.loaded:
-        try:
+    if ok:
+        try:  # the check service keeps nothing but the parsed catalogs: reading them is its readiness
             s.checks.warm()
+            checks["catalogs"] = len(s.checks.catalogs.versions)
         except SQLAlchemyError as e:
-            checks["index"] = f"not loaded ({e.__class__.__name__})"
-    if idx.loaded:
-        checks["index"] = {"ledger_size": idx.seq, "records": idx.records}
-    else:
-        ok = False
-        checks.setdefault("index", "not loaded")
+            ok = False
+            checks["catalogs"] = f"not read ({e.__class__.__name__})"
     return JSONResponse(
         {"status": "ready" if ok else "not ready", "checks": checks}, status_code=200 if ok else 503
     )
@@ -175,8 +171,8 @@ def readyz(request: Request) -> Response:
 def metrics(request: Request) -> Response:
     s = get_services(request)
     m: Metrics = s.metrics
-    m.index_seq.set(max(s.checks.index.seq, 0))
-    m.index_records.set(s.checks.index.records)
+    with contextlib.suppress(SQLAlchemyError):
+        m.ledger_head.set(s.platform.head()[0])
     try:
         from socred.service import federation
 
