@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import subprocess
 import sys
@@ -61,9 +63,7 @@ def expected(p: Platform, new_file: Path) -> tuple[Counter[tuple[str, str]], Cou
     """Transitions, list joins and measure gains, one subject at a time with the evaluator."""
     old = resolve_catalog(p, "national@1")
     new = parse_catalog(yaml.safe_load(new_file.read_text(encoding="utf-8")))
-    new_now = new.__class__(
-        **{**{f: getattr(new, f) for f in new.__dataclass_fields__}, "effective_from": AS_OF}
-    )
+    new_now = dataclasses.replace(new, effective_from=AS_OF)
     active = p.catalogs()
     transitions: Counter[tuple[str, str]] = Counter()
     joins: Counter[str] = Counter()

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from markupsafe import escape
 from rich.console import Console
 from rich.table import Table
 
-from socred.service.policy_diff import NOT_SCORED, DiffError, DiffReport
+if TYPE_CHECKING:  # the diff engine (DuckDB, Arrow) is imported when the command runs, not at start-up
+    from socred.service.policy_diff import DiffReport
+
+NOT_SCORED = "—"  # as socred.service.policy_diff.NOT_SCORED names a subject a catalog does not serve
 
 
 def catalog_diff_command(
@@ -72,11 +75,11 @@ def catalog_diff_command(
     day = cli.parse_day(as_of, "--as-of") or clock.today()
     if records is not None and not records.exists():
         cli.fail(2, f"--records: no such file or directory {str(records)!r}")
-    from socred.service.policy_diff import catalog_diff
+    from socred.service import policy_diff
 
     try:
-        report = catalog_diff(cli.platform(), old, new, day, engine, records, whole)
-    except DiffError as e:
+        report = policy_diff.catalog_diff(cli.platform(), old, new, day, engine, records, whole)
+    except policy_diff.DiffError as e:
         cli.fail(2, str(e))
     if chart is not None:
         try:

@@ -139,5 +139,8 @@ def test_end_to_end(server: Server) -> None:
     server.proc.wait(10)
     lines = [json.loads(x) for x in server.log.read_text().splitlines() if x.startswith("{")]
     requests = [x for x in lines if x.get("event") == "request"]
-    assert len(requests) >= 200 and {"route", "status", "duration_ms", "request_id"} <= set(requests[-1])
+    assert requests and {"route", "status", "duration_ms", "request_id"} <= set(requests[-1])
+    # an answered check is logged by its receipt, not by a log line; refused ones are logged
+    assert not [x for x in requests if x["route"] == "/api/v1/check" and x["status"] == 200]
+    assert [x for x in requests if x["route"] == "/api/v1/check" and x["status"] == 422]
     assert PERSON not in server.log.read_text()  # routes are logged as templates, never with identifiers

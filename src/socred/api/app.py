@@ -162,6 +162,10 @@ def configure_logging(settings: Settings) -> None:
 # ------------------------------------------------------------------ middleware
 
 
+# Answered checks are logged as receipts (every one, in the database, before the answer): no log line too.
+_RECEIPTED = frozenset({"/api/v1/check", "/api/v1/check/batch"})
+
+
 class Observability:
     """Request id, body-size limit, Prometheus metrics and one access-log line per request (pure ASGI)."""
 
@@ -213,7 +217,7 @@ class Observability:
             m: Metrics = self.services.metrics
             m.requests.labels(method, template, str(status)).inc()
             m.latency.labels(method, template).observe(elapsed)
-            if settings.access_log:
+            if settings.access_log and not (status == 200 and template in _RECEIPTED):
                 state = scope.get("state") or {}
                 principal = state.get("principal")
                 who = (
@@ -526,6 +530,8 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         write_engine=write_engine,
         checkpoint_every=checkpoint_every,
     )
+    if settings.check_inline is not None:
+        checks.inline = settings.check_inline
     services = Services(
         settings=settings,
         platform=platform,

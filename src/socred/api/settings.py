@@ -66,6 +66,12 @@ class Settings(BaseSettings):
         description="Seconds between background syncs from the registered upstream nodes (0: off; "
         "see docs/federation.md).",
     )
+    check_inline: bool | None = Field(
+        default=None,
+        description="Answer checks in the event loop, one group per loop turn (default: on SQLite, where "
+        "a group's reads and its receipt commit take microseconds; on PostgreSQL a worker thread waits on "
+        "the network instead of the loop).",
+    )
     init_db: bool = Field(
         default=False, description="Create or upgrade the schema at start (as 'socred init')."
     )

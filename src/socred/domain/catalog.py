@@ -102,11 +102,11 @@ class Catalog:
     measures: Mapping[str, Measure]
     objection_days: int = 15
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    #: The catalog as every answer names it: ``id@version``.
+    ref: str = field(init=False, compare=False, repr=False, default="")
 
-    @property
-    def ref(self) -> str:
-        """The catalog as every answer names it: ``id@version``."""
-        return f"{self.id}@{self.version}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ref", f"{self.id}@{self.version}")
 
     def clamp(self, score: int) -> int:
         lo, hi = self.score_bounds

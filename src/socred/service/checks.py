@@ -22,6 +22,7 @@ nothing blocks the loop.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -33,9 +34,10 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, String, case, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from socred.domain import clock
 from socred.domain.answers import check_answer, relevant_categories
 from socred.domain.catalog import Catalog, CatalogError, parse_catalog
 from socred.domain.federation import NationalMembership
@@ -47,10 +49,11 @@ from socred.service import federation, list_actions, receipts
 from socred.service.auth import Party, parties_by_key_hashes
 from socred.service.common import new_id
 from socred.service.platform import Platform
-from socred.service.receipts import Answers, get_receipt, list_receipts, reproduce
-from socred.store import ledger, repo
+from socred.service.receipts import Answers, SharedAnswer, get_receipt, list_receipts, reproduce
+from socred.store import repo
 from socred.store import schema as t
 from socred.store import schema_due as td
+from socred.store import schema_fed as tf
 
 log = logging.getLogger("socred.checks")
 
@@ -123,6 +126,16 @@ class CheckOutcome:
 # ------------------------------------------------------------------ what the service keeps
 
 
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """Where a subject's check goes: its catalog, the categories that can change the answer (None: all)
+    and the answer for nothing on file."""
+
+    catalog: Catalog
+    relevant: frozenset[str] | None
+    blank: dict[str, Any]
+
+
 class _Catalogs:
     """The active catalogs, parsed once and kept until the catalogs table changes, with the choice of
     scoring.md cached (:class:`Chooser`), the relevant categories and the answers for no records."""
@@ -135,9 +148,10 @@ class _Catalogs:
         self.relevant: dict[tuple[str, str], frozenset[str] | None] = {}
         self.blank: dict[tuple[str, str, str, date], dict[str, Any]] = {}
 
-    def refresh(self, conn: Connection) -> None:
-        c = t.catalogs.c
-        key = tuple(conn.execute(select(c.id, c.version, c.digest, c.active).order_by(c.id, c.version)).all())
+    def refresh(self, conn: Connection, key: Any = None) -> None:
+        """Re-read the catalogs when ``key`` (the catalogs table's state, :data:`_STATE`) changed."""
+        if key is None:
+            key = conn.execute(_STATE).one()[2]
         if key == self.key:
             return
         parsed: list[Catalog] = []
@@ -170,9 +184,9 @@ class _Catalogs:
         if got is None:
             if len(self.blank) > 10_000:
                 self.blank = {}
-            got = check_answer(catalog, "", kind, (), (), None, activity, at)
-            del got["subject_id"]
-            self.blank[k] = got
+            answer = check_answer(catalog, "", kind, (), (), None, activity, at)
+            del answer["subject_id"]
+            got = self.blank[k] = SharedAnswer(answer)
         return got
 
 
@@ -211,6 +225,9 @@ class CheckService:
         self._queue: deque[tuple[CheckJob, Future[CheckOutcome]]] = deque()
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._inline: list[tuple[CheckJob, asyncio.Future[CheckOutcome]]] = []
+        # SQLite: groups are answered in the event loop (see :meth:`submit_inline`)
+        self.inline = self.write_engine.dialect.name == "sqlite"
 
     # -- lifecycle
 
@@ -255,6 +272,33 @@ class CheckService:
         if self._background is not None:
             self._background.join(timeout)
             self._background = None
+
+    def submit_inline(self, job: CheckJob) -> asyncio.Future[CheckOutcome]:
+        """Queue a job for the group the event loop answers once its ready callbacks have run.
+
+        Every request whose handler runs in this turn of the loop joins the group; the group is
+        answered by :meth:`run` right in the loop (no thread, no hand-over of the GIL).
+        """
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[CheckOutcome] = loop.create_future()
+        self._inline.append((job, fut))
+        if len(self._inline) == 1:
+            loop.call_soon(self._run_inline)
+        return fut
+
+    def _run_inline(self) -> None:
+        group, self._inline = self._inline, []
+        try:
+            outcomes = self.run([j for j, _ in group])
+        except Exception as e:
+            log.exception("check group failed")
+            for _, fut in group:
+                if not fut.done():
+                    fut.set_exception(e)
+            return
+        for (_, fut), out in zip(group, outcomes, strict=True):
+            if not fut.done():
+                fut.set_result(out)
 
     def submit(self, job: CheckJob) -> Future[CheckOutcome]:
         fut: Future[CheckOutcome] = Future()
@@ -312,13 +356,13 @@ class CheckService:
         with self._lock:
             try:
                 with self._snapshot() as conn, conn.begin():
-                    size, head = ledger.head(conn)
-                    self.catalogs.refresh(conn)
+                    size, head, catalogs, actions, national = conn.execute(_STATE).one()
+                    self.catalogs.refresh(conn, catalogs)
                     parties = parties_by_key_hashes(conn, (j.key_hash for j in jobs if j.key_hash))
                     for j in jobs:
                         if j.key_hash is not None:
                             self.party_cache[j.key_hash] = parties.get(j.key_hash)
-                    outcomes = self._answer_all(conn, jobs, parties, size, head)
+                    outcomes = self._answer_all(conn, jobs, parties, int(size), str(head), bool(actions), bool(national))
                 issued = utc_timestamp()
                 rows = [
                     (o.receipt, o.party or j.party, j.activity, j.at, issued, size, head, o.answers, j.batch)
@@ -341,22 +385,39 @@ class CheckService:
         return outcomes
 
     def _answer_all(
-        self, conn: Connection, jobs: Sequence[CheckJob], parties: dict[str, Party], size: int, head: str
+        self,
+        conn: Connection,
+        jobs: Sequence[CheckJob],
+        parties: dict[str, Party],
+        size: int,
+        head: str,
+        any_actions: bool = True,
+        any_national: bool = True,
     ) -> list[CheckOutcome]:
         cats = self.catalogs
         outcomes: list[CheckOutcome | None] = []
-        routed: list[list[Catalog]] = []
+        routed: list[list[_Route]] = []
         wanted: dict[frozenset[str] | None, set[str]] = {}
+        memo: dict[tuple[str, str, date, str], _Route] = {}
         for job in jobs:
             refused = self._door(job, parties)
             if refused is not None:
                 outcomes.append(refused)
                 routed.append([])
                 continue
-            chosen: list[Catalog] = []
+            chosen: list[_Route] = []
             try:
                 for sid in job.subjects:
-                    chosen.append(cats.chooser.choose(sid.region, sid.kind, job.at))
+                    key = (sid.region, sid.kind, job.at, job.activity)
+                    route = memo.get(key)
+                    if route is None:
+                        catalog = cats.chooser.choose(sid.region, sid.kind, job.at)
+                        route = memo[key] = _Route(
+                            catalog,
+                            cats.relevant_for(catalog, job.activity),
+                            cats.blank_for(catalog, sid.kind, job.activity, job.at),
+                        )
+                    chosen.append(route)
             except ScoringError as e:
                 where = f"subject_ids[{len(chosen)}]" if job.batch else "subject_id"
                 sid_value = job.subjects[len(chosen)].value
@@ -365,31 +426,31 @@ class CheckService:
                 continue
             outcomes.append(None)
             routed.append(chosen)
-            for sid, catalog in zip(job.subjects, chosen, strict=True):
-                wanted.setdefault(cats.relevant_for(catalog, job.activity), set()).add(sid.value)
+            for sid, route in zip(job.subjects, chosen, strict=True):
+                wanted.setdefault(route.relevant, set()).add(sid.value)
         rows: dict[str, list[repo.Row]] = {}
         for categories, ids in wanted.items():
             for subject, found in repo.subject_rows(conn, ids, categories).items():
                 if found:
                     rows.setdefault(subject, []).extend(found)
         everyone: set[str] = set().union(*wanted.values()) if wanted else set()
-        actions = _actions(conn, everyone)
-        national = _national(conn, everyone)
+        actions = _actions(conn, everyone) if any_actions else {}
+        national = _national(conn, everyone) if any_national else {}
         out: list[CheckOutcome] = []
         for job, outcome, chosen in zip(jobs, outcomes, routed, strict=True):
             if outcome is not None:
                 out.append(outcome)
                 continue
             templates = []
-            for sid, catalog in zip(job.subjects, chosen, strict=True):
+            for sid, route in zip(job.subjects, chosen, strict=True):
                 recs = rows.get(sid.value)
                 acts = actions.get(sid.value)
                 nat = national.get(sid.value)
                 if not recs and not acts and not nat:
-                    templates.append(cats.blank_for(catalog, sid.kind, job.activity, job.at))
+                    templates.append(route.blank)
                     continue
                 answer = check_answer(
-                    catalog,
+                    route.catalog,
                     sid.value,
                     sid.kind,
                     [r.scoring() for r in recs or ()],
@@ -431,12 +492,30 @@ class CheckService:
         return None
 
 
+def _state_query() -> Any:
+    """One read per group, in its snapshot: the ledger head, the catalogs' state (a change re-reads them),
+    whether any approved manual list action exists, whether this node takes lists from above."""
+    c, la = t.catalogs.c, td.list_actions
+    active = case((c.active, 1), else_=0)
+    # versions are immutable and loads are ledger entries: a load or an (de)activation changes this
+    catalogs = select(
+        func.cast(func.count(), String)
+        + ":"
+        + func.cast(func.coalesce(func.max(c.ledger_seq), 0), String)
+        + ":"
+        + func.cast(func.coalesce(func.sum(active * c.ledger_seq), 0), String)
+    ).scalar_subquery()
+    actions = select(func.count()).select_from(la).where(la.c.status == "approved").scalar_subquery()
+    national = select(func.count()).select_from(tf.nodes).where(tf.nodes.c.pull == "lists").scalar_subquery()
+    return select(t.ledger_head.c.seq, t.ledger_head.c.hash, catalogs, actions, national).where(t.ledger_head.c.id == 1)
+
+
+_STATE = _state_query()
+
+
 def _actions(conn: Connection, subject_ids: set[str]) -> dict[str, list[ListAction]]:
-    """Approved manual list actions of those subjects (one cheap look first: usually there are none)."""
+    """Approved manual list actions of those subjects."""
     if not subject_ids:
-        return {}
-    la = td.list_actions
-    if conn.execute(select(func.count()).select_from(la).where(la.c.status == "approved")).scalar() == 0:
         return {}
     out: dict[str, list[ListAction]] = {}
     ids = sorted(subject_ids)
@@ -464,9 +543,10 @@ def parse_subjects(raw: Iterable[str]) -> tuple[list[SubjectId], list[tuple[int,
     """Parse identifiers; returns the parsed ones and ``(position, reason)`` of the invalid ones."""
     ok: list[SubjectId] = []
     bad: list[tuple[int, str]] = []
+    today = clock.today()
     for i, v in enumerate(raw):
         try:
-            ok.append(parse_subject_id(v))
+            ok.append(parse_subject_id(v, today))
         except IdentifierError as e:
             bad.append((i, _scrub(e.reason, v.strip().upper())))
     return ok, bad

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import random
 import time
@@ -14,14 +15,15 @@ _RANDOM = random.Random(os.urandom(32))
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
+_TO_CROCKFORD = str.maketrans("0123456789ABCDEFGHIJKLMNOPQRSTUV", _CROCKFORD)
+
+
 def new_id(prefix: str) -> str:
     """A time-ordered unique id (ULID layout: 48-bit milliseconds, 80 random bits) after ``prefix``."""
     n = (int(time.time() * 1000) << 80) | _RANDOM.getrandbits(80)
-    chars = []
-    for _ in range(26):
-        chars.append(_CROCKFORD[n & 31])
-        n >>= 5
-    return prefix + "".join(reversed(chars))
+    # the 26 characters are the 130-bit number (two leading zero bits) in 5-bit groups: base32hex of its
+    # bits left-aligned in 17 bytes, in the Crockford alphabet (done in C, not a loop of 26 steps)
+    return prefix + base64.b32hexencode((n << 6).to_bytes(17, "big"))[:26].decode("ascii").translate(_TO_CROCKFORD)
 
 
 def as_day(v: Any) -> date:

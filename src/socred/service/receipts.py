@@ -19,12 +19,13 @@ indexed are searched directly — so the log is complete at every moment.
 from __future__ import annotations
 
 import json
+import sys
+from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-import numpy as np
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from socred.domain.answers import check_answer
@@ -41,6 +42,7 @@ from socred.store import schema_api as ta
 
 __all__ = [
     "Answers",
+    "SharedAnswer",
     "get_receipt",
     "index_batches",
     "list_receipts",
@@ -50,6 +52,16 @@ __all__ = [
 ]
 
 ID_WIDTH = 18  # every normalised identifier has 18 ASCII characters
+
+
+class SharedAnswer(dict[str, Any]):
+    """An answer many subjects share (nothing on file), with its canonical JSON computed once."""
+
+    __slots__ = ("canonical",)
+
+    def __init__(self, answer: dict[str, Any]) -> None:
+        super().__init__(answer)
+        self.canonical = canonical(self)
 
 
 @dataclass
@@ -71,23 +83,24 @@ class Answers:
         by_object: dict[int, int] = {}
         by_text: dict[str, int] = {}
         classes: list[str] = []
-        index = np.empty(len(self.templates), dtype="<u2")
-        for i, tpl in enumerate(self.templates):
-            k = by_object.get(id(tpl))
+
+        def klass(tpl: dict[str, Any]) -> int:
+            text = tpl.canonical if isinstance(tpl, SharedAnswer) else canonical(tpl)
+            k = by_text.get(text)
             if k is None:
-                text = canonical(tpl)
-                k = by_text.get(text)
-                if k is None:
-                    k = by_text[text] = len(classes)
-                    classes.append(text)
-                by_object[id(tpl)] = k
-            index[i] = k
+                k = by_text[text] = len(classes)
+                classes.append(text)
+            by_object[id(tpl)] = k
+            return k
+
+        get = by_object.get
+        index = array("H", [k if (k := get(id(tpl))) is not None else klass(tpl) for tpl in self.templates])
         if len(classes) > 65_535:
             raise ValueError("more than 65,535 distinct answers in one request")
         subjects = "".join(self.subjects).encode("ascii")
         if len(subjects) != ID_WIDTH * len(self.subjects):
             raise ValueError("receipts hold 18-character identifiers only")
-        return subjects, index.tobytes(), "[" + ",".join(classes) + "]"
+        return subjects, _le(index).tobytes(), "[" + ",".join(classes) + "]"
 
 
 def write(
@@ -130,9 +143,16 @@ def write(
 # ------------------------------------------------------------------ reading
 
 
+def _le(a: array[int]) -> array[int]:
+    """uint16 values as stored: little-endian whatever the machine."""
+    if sys.byteorder == "big":
+        a.byteswap()
+    return a
+
+
 def _template(row: Any, pos: int) -> dict[str, Any]:
     """The answer at position ``pos`` (from 0) of a receipts row, without its subject."""
-    k = int(np.frombuffer(bytes(row.answers), dtype="<u2")[pos])
+    k = int.from_bytes(bytes(row.answers)[2 * pos : 2 * pos + 2], "little")
     classes: list[dict[str, Any]] = json.loads(row.classes)
     return classes[k]
 

@@ -13,9 +13,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from fpdf import FPDF
-from fpdf.enums import XPos, YPos
-
 from socred.domain.ids import mask_person_name, mask_subject_id
 
 CJK_FONTS = (
@@ -42,6 +39,8 @@ def cjk_font() -> Path | None:
 
 class _Doc:
     def __init__(self, font: Path | None) -> None:
+        from fpdf import FPDF  # fpdf takes 0.4 s to import: not at the server's start-up
+
         self.pdf = FPDF(orientation="P", unit="mm", format="A4")
         self.pdf.set_auto_page_break(auto=True, margin=15)
         self.pdf.set_margins(15, 15, 15)
@@ -67,6 +66,8 @@ class _Doc:
 
     def line(self, text: Any, size: int = 9, height: float = 5) -> None:
         self.pdf.set_font(self.family, size=size)
+        from fpdf.enums import XPos, YPos
+
         self.pdf.multi_cell(0, height, self._t(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
     def pairs(self, items: Iterable[tuple[str, Any]]) -> None:

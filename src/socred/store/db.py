@@ -40,6 +40,10 @@ def open_engine(url: str | None = None, *, immediate: bool = True, **kw: Any) ->
             # writers queue for the lock instead of failing half-way with "database is locked".
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
+            # 16 KiB pages (before the first table of a new file; no effect on an existing one): a random
+            # index insert costs a page either way, and larger pages make shallower trees (measured:
+            # 1.5 x the insert rate of 4 KiB pages for the records projection)
+            cur.execute("PRAGMA page_size=16384")
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")

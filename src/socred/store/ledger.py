@@ -20,7 +20,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import pyarrow as pa
 from sqlalchemy import Connection, select, update
 
 from socred.ledger import merkle
@@ -62,11 +61,30 @@ RECORD_OPS = frozenset({"submit", "correct", "retract", "repair"})
 _ZSTD_LEVEL = 3
 
 
-def _codec() -> pa.Codec:
-    return pa.Codec("zstd", compression_level=_ZSTD_LEVEL)
+class _Zstd:
+    """zstd through pyarrow's codec, created on first use (a check never reads the ledger: the server
+    starts without importing Arrow)."""
+
+    def __init__(self) -> None:
+        self._codec: Any = None
+
+    def _get(self) -> Any:
+        if self._codec is None:
+            import pyarrow as pa
+
+            self._codec = pa.Codec("zstd", compression_level=_ZSTD_LEVEL)
+        return self._codec
+
+    def compress(self, data: bytes) -> bytes:
+        out: bytes = self._get().compress(data, asbytes=True)
+        return out
+
+    def decompress(self, data: bytes, size: int) -> bytes:
+        out: bytes = self._get().decompress(data, decompressed_size=size, asbytes=True)
+        return out
 
 
-_CODEC = _codec()
+_CODEC = _Zstd()
 
 
 # ------------------------------------------------------------------ the head and the lock
@@ -95,15 +113,8 @@ def set_head(conn: Connection, seq: int, hash_hex: str) -> None:
 # ------------------------------------------------------------------ writing
 
 
-def write_entries(
-    conn: Connection,
-    first_seq: int,
-    lines: Sequence[bytes],
-    digests: Sequence[bytes],
-    acts: Iterable[tuple[int, str, str]] = (),
-) -> None:
-    """Insert sealed entries ``first_seq, first_seq + 1, ...`` (their bytes and 32-byte hashes) as
-    blocks, and ``acts`` — (seq, kind, actor) of the entries that are not record operations."""
+def block_rows(first_seq: int, lines: Sequence[bytes], digests: Sequence[bytes]) -> list[tuple[Any, ...]]:
+    """The ``ledger_blocks`` rows of sealed entries ``first_seq, first_seq + 1, ...``."""
     n = len(lines)
     if n != len(digests):
         raise ValueError("one hash per entry")
@@ -116,10 +127,18 @@ def write_entries(
                 first_seq + lo,
                 first_seq + lo + len(part) - 1,
                 len(raw),
-                _CODEC.compress(raw, asbytes=True),
+                _CODEC.compress(raw),
                 b"".join(digests[lo : lo + BLOCK_ENTRIES]),
             )
         )
+    return rows
+
+
+def insert_blocks(
+    conn: Connection, rows: Sequence[tuple[Any, ...]], acts: Iterable[tuple[int, str, str]] = ()
+) -> None:
+    """Insert ``ledger_blocks`` rows (:func:`block_rows`) and ``acts`` — (seq, kind, actor) of the entries
+    that are not record operations — in the caller's transaction."""
     raw_conn = conn.connection.driver_connection
     assert raw_conn is not None
     marks = "%s" if conn.dialect.name == "postgresql" else "?"
@@ -138,6 +157,18 @@ def write_entries(
             )
     finally:
         cur.close()
+
+
+def write_entries(
+    conn: Connection,
+    first_seq: int,
+    lines: Sequence[bytes],
+    digests: Sequence[bytes],
+    acts: Iterable[tuple[int, str, str]] = (),
+) -> None:
+    """Insert sealed entries ``first_seq, first_seq + 1, ...`` (their bytes and 32-byte hashes) as
+    blocks, and ``acts`` — (seq, kind, actor) of the entries that are not record operations."""
+    insert_blocks(conn, block_rows(first_seq, lines, digests), acts)
 
 
 def append(
@@ -192,8 +223,8 @@ class DamagedBlock(ValueError):
 def _block(first_seq: Any, last_seq: Any, raw_size: Any, data: Any, digests: Any) -> Block:
     first, last = int(first_seq), int(last_seq)
     try:
-        raw = _CODEC.decompress(bytes(data), decompressed_size=int(raw_size), asbytes=True)
-    except (pa.ArrowException, ValueError, OSError) as e:
+        raw = _CODEC.decompress(bytes(data), int(raw_size))
+    except Exception as e:  # any failure of the codec: the bytes are not what was written
         raise DamagedBlock(first, f"it does not decompress ({e.__class__.__name__})") from None
     lines = raw.split(b"\n")
     hashes_ = bytes(digests)

@@ -88,6 +88,11 @@ def _pylist(col: Any) -> list[Any]:
     return col.to_pylist()
 
 
+def tuples(table: Any) -> list[tuple[Any, ...]]:
+    """An Arrow table's rows as tuples, as the SQLite driver binds them."""
+    return _tuples(table)
+
+
 def _tuples(table: Any) -> list[tuple[Any, ...]]:
     return list(zip(*(_pylist(col) for col in table.columns), strict=True))
 
@@ -360,7 +365,7 @@ def subject_rows(
         if not cat_codes:
             return out
     pg = conn.dialect.name == "postgresql"
-    step = 500 if not pg else 10_000
+    step = 5000 if not pg else 10_000  # SQLite binds at most 32,766 values
     for i in range(0, len(ids), step):
         chunk = ids[i : i + step]
         if pg:
