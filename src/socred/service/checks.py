@@ -38,10 +38,10 @@ from sqlalchemy import Connection, Engine, String, case, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from socred.domain import clock
-from socred.domain.answers import check_answer, relevant_categories
+from socred.domain.answers import ActivityPlan, check_answer, plan, quick_check, relevant_categories
 from socred.domain.catalog import Catalog, CatalogError, parse_catalog
 from socred.domain.federation import NationalMembership
-from socred.domain.ids import IdentifierError, SubjectId, mask_subject_id, parse_subject_id
+from socred.domain.ids import IdentifierError, SubjectId, mask_subject_id, parse_many, parse_subject_id
 from socred.domain.list_actions import ListAction
 from socred.domain.scoring import Chooser, ScoringError
 from socred.ledger.chain import utc_timestamp
@@ -134,6 +134,7 @@ class _Route:
     catalog: Catalog
     relevant: frozenset[str] | None
     blank: dict[str, Any]
+    plan: ActivityPlan | None
 
 
 class _Catalogs:
@@ -146,6 +147,7 @@ class _Catalogs:
         self.chooser = Chooser([])
         self._parsed: dict[tuple[str, int, str], Catalog] = {}
         self.relevant: dict[tuple[str, str], frozenset[str] | None] = {}
+        self.plans: dict[tuple[str, str], ActivityPlan | None] = {}
         self.blank: dict[tuple[str, str, str, date], dict[str, Any]] = {}
 
     def refresh(self, conn: Connection, key: Any = None) -> None:
@@ -169,7 +171,13 @@ class _Catalogs:
             parsed.append(cat)
         self._parsed, self.versions, self.key = cache, parsed, key
         self.chooser = Chooser(parsed)
-        self.relevant, self.blank = {}, {}
+        self.relevant, self.blank, self.plans = {}, {}, {}
+
+    def plan_for(self, catalog: Catalog, activity: str) -> ActivityPlan | None:
+        k = (catalog.ref, activity)
+        if k not in self.plans:
+            self.plans[k] = plan(catalog, activity)
+        return self.plans[k]
 
     def relevant_for(self, catalog: Catalog, activity: str) -> frozenset[str] | None:
         k = (catalog.ref, activity)
@@ -362,7 +370,9 @@ class CheckService:
                     for j in jobs:
                         if j.key_hash is not None:
                             self.party_cache[j.key_hash] = parties.get(j.key_hash)
-                    outcomes = self._answer_all(conn, jobs, parties, int(size), str(head), bool(actions), bool(national))
+                    outcomes = self._answer_all(
+                        conn, jobs, parties, int(size), str(head), bool(actions), bool(national)
+                    )
                 issued = utc_timestamp()
                 rows = [
                     (o.receipt, o.party or j.party, j.activity, j.at, issued, size, head, o.answers, j.batch)
@@ -416,6 +426,7 @@ class CheckService:
                             catalog,
                             cats.relevant_for(catalog, job.activity),
                             cats.blank_for(catalog, sid.kind, job.activity, job.at),
+                            cats.plan_for(catalog, job.activity),
                         )
                     chosen.append(route)
             except ScoringError as e:
@@ -428,26 +439,45 @@ class CheckService:
             routed.append(chosen)
             for sid, route in zip(job.subjects, chosen, strict=True):
                 wanted.setdefault(route.relevant, set()).add(sid.value)
-        rows: dict[str, list[repo.Row]] = {}
-        for categories, ids in wanted.items():
-            for subject, found in repo.subject_rows(conn, ids, categories).items():
-                if found:
-                    rows.setdefault(subject, []).extend(found)
+        # each category filter reads its own rows: a subject asked about for two activities in one group
+        # gets, for each, exactly the records that filter reads
+        rows: dict[frozenset[str] | None, dict[str, list[repo.Row]]] = {
+            categories: repo.subject_rows(conn, ids, categories) for categories, ids in wanted.items()
+        }
         everyone: set[str] = set().union(*wanted.values()) if wanted else set()
         actions = _actions(conn, everyone) if any_actions else {}
         national = _national(conn, everyone) if any_national else {}
         out: list[CheckOutcome] = []
+        interned: dict[tuple[Any, ...], SharedAnswer] = {}
         for job, outcome, chosen in zip(jobs, outcomes, routed, strict=True):
             if outcome is not None:
                 out.append(outcome)
                 continue
             templates = []
             for sid, route in zip(job.subjects, chosen, strict=True):
-                recs = rows.get(sid.value)
+                recs = rows[route.relevant].get(sid.value)
                 acts = actions.get(sid.value)
                 nat = national.get(sid.value)
                 if not recs and not acts and not nat:
                     templates.append(route.blank)
+                    continue
+                if route.plan is not None and recs and not acts and not nat:
+                    quick = quick_check(route.plan, sid.kind, recs, job.at)
+                    if not quick["lists"]:
+                        templates.append(route.blank)  # the records hold no list that carries the activity
+                        continue
+                    # subjects on the same lists until the same day share one answer (one receipt class)
+                    same = (
+                        id(route.plan),
+                        job.at,
+                        tuple(quick["lists"]),
+                        tuple(quick["measures"]),
+                        quick["until"],
+                    )
+                    shared = interned.get(same)
+                    if shared is None:
+                        shared = interned[same] = SharedAnswer(quick)
+                    templates.append(shared)
                     continue
                 answer = check_answer(
                     route.catalog,
@@ -507,7 +537,9 @@ def _state_query() -> Any:
     ).scalar_subquery()
     actions = select(func.count()).select_from(la).where(la.c.status == "approved").scalar_subquery()
     national = select(func.count()).select_from(tf.nodes).where(tf.nodes.c.pull == "lists").scalar_subquery()
-    return select(t.ledger_head.c.seq, t.ledger_head.c.hash, catalogs, actions, national).where(t.ledger_head.c.id == 1)
+    return select(t.ledger_head.c.seq, t.ledger_head.c.hash, catalogs, actions, national).where(
+        t.ledger_head.c.id == 1
+    )
 
 
 _STATE = _state_query()
@@ -544,7 +576,12 @@ def parse_subjects(raw: Iterable[str]) -> tuple[list[SubjectId], list[tuple[int,
     ok: list[SubjectId] = []
     bad: list[tuple[int, str]] = []
     today = clock.today()
-    for i, v in enumerate(raw):
+    values = list(raw)
+    if len(values) >= 64:  # a batch: the checksums as array arithmetic, the reasons of the invalid ones after
+        parsed = parse_many(values, today)
+        if all(p is not None for p in parsed):
+            return parsed, []  # type: ignore[return-value]
+    for i, v in enumerate(values):
         try:
             ok.append(parse_subject_id(v, today))
         except IdentifierError as e:

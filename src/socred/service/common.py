@@ -23,7 +23,9 @@ def new_id(prefix: str) -> str:
     n = (int(time.time() * 1000) << 80) | _RANDOM.getrandbits(80)
     # the 26 characters are the 130-bit number (two leading zero bits) in 5-bit groups: base32hex of its
     # bits left-aligned in 17 bytes, in the Crockford alphabet (done in C, not a loop of 26 steps)
-    return prefix + base64.b32hexencode((n << 6).to_bytes(17, "big"))[:26].decode("ascii").translate(_TO_CROCKFORD)
+    return prefix + base64.b32hexencode((n << 6).to_bytes(17, "big"))[:26].decode("ascii").translate(
+        _TO_CROCKFORD
+    )
 
 
 def as_day(v: Any) -> date:
